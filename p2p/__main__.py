@@ -1,0 +1,91 @@
+"""The command line: `python -m p2p facades|train|translate ...` (see README.md).
+
+    python -m p2p facades OUT [--seed 0] [--size 256]
+    python -m p2p train --data DIR --preset cpu --out RUN [--steps N]
+    python -m p2p translate --run RUN IMAGE... --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    """Parse the arguments and run one command."""
+    parser = argparse.ArgumentParser(prog="python -m p2p", description="pix2pix: data, training, translation")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    facades = commands.add_parser("facades", help="write the procedural facades (train/val/test A|B files)")
+    facades.add_argument("out", type=Path)
+    facades.add_argument("--seed", type=int, default=0)
+    facades.add_argument("--size", type=int, default=256)
+
+    train = commands.add_parser("train", help="train or resume a run")
+    train.add_argument("--data", type=Path, required=True, help="folder of A|B files, or with train/ (and val/) in it")
+    train.add_argument("--preset", default="cpu", help="paper, cpu or tiny")
+    train.add_argument("--out", type=Path, required=True, help="run folder; an existing one is resumed")
+    train.add_argument("--steps", type=int, help="train steps (default: the preset's epochs)")
+    train.add_argument("--direction", default="BtoA", choices=["AtoB", "BtoA"])
+    train.add_argument("--log-every", type=int, default=50, help="steps per metrics.csv row")
+    train.add_argument("--checkpoint-every", type=int, default=200, help="steps per checkpoint")
+    train.add_argument("--seed", type=int, default=0)
+
+    translate = commands.add_parser("translate", help="translate images with a trained run")
+    translate.add_argument("--run", type=Path, required=True)
+    translate.add_argument("images", type=Path, nargs="+", help="input images, or A|B pair files")
+    translate.add_argument("--out", type=Path, required=True)
+
+    args = parser.parse_args(argv)
+    if args.command == "facades":
+        from p2p.facades import make_facades
+
+        print(make_facades(args.out, seed=args.seed, size=args.size))
+        return 0
+
+    from p2p import data, training
+
+    try:
+        if args.command == "train":
+            training.train(
+                args.data, args.out, args.preset, steps=args.steps, direction=args.direction,
+                log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
+            )
+            print(args.out)
+        else:
+            for path in translate_files(args.run, args.images, args.out):
+                print(path)
+    except (data.DataError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def translate_files(run_dir, images, out_dir) -> list[Path]:
+    """Translate image files with a run's generator; write OUT/<name>.png for each (chapter "The training loop").
+
+    A file twice as wide as high is taken for an A|B pair and its input half is used.
+    """
+    import tensorflow as tf
+
+    from p2p import data, training
+
+    generator, config = training.load_generator(run_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for image_path in images:
+        image = data.load_image(image_path)
+        if image.shape[1] == 2 * image.shape[0]:
+            image, _ = data.split_pair(image, config["direction"])
+        image = data.resize(image, config["preset"]["image_size"])
+        output = generator(image[None], training=True)[0]  # test time as in the paper
+        path = out_dir / f"{Path(image_path).stem}.png"
+        tf.io.write_file(str(path), tf.io.encode_png(data.to_uint8(output)))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())

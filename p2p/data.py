@@ -1,0 +1,201 @@
+"""Paired images: read A|B files, check them, jitter and mirror them, and feed them with tf.data.
+
+Explained in the chapter "Data".
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+#: The datasets released with the paper, as tar.gz archives under DATASETS_URL.
+DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
+
+#: Where the released datasets are served; P2P_DATASETS_URL overrides it (tests use loopback).
+DATASETS_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+#: Resize to this fraction of the image size before the random crop (286 for 256).
+JITTER_SCALE = 286 / 256
+
+
+class DataError(ValueError):
+    """A dataset file or folder that cannot be used, with the file named and the fix said."""
+
+
+def list_pairs(path) -> list[Path]:
+    """Check a folder of A|B images and return its files, sorted (chapter "Data").
+
+    Every file is decoded in full here, so a corrupt, truncated or odd-width image stops the
+    run before training starts, with its name and what is wrong.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(
+            f"{path}: no such folder. Generate the procedural facades with "
+            f"`python -m p2p facades DIR` or fetch a released dataset with p2p.data.download(name)."
+        )
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder.")
+    for file in files:
+        check_pair_file(file)
+    return files
+
+
+def decode_file(file) -> Image.Image:
+    """Decode an image file in full with PIL; raise DataError naming the file if it is corrupt or truncated."""
+    try:
+        with Image.open(file) as image:
+            image.load()
+            return image
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not an image"
+        raise DataError(f"{file}: cannot be decoded as an image ({err}). Delete or replace it.") from err
+
+
+def check_pair_file(file) -> tuple[int, int]:
+    """Decode one A|B image fully and return its (width, height); raise DataError if unusable."""
+    width, height = decode_file(file).size
+    if width % 2:
+        raise DataError(
+            f"{file}: width {width} is odd, so it cannot hold two halves A|B side by side. "
+            f"Paired files are input and target concatenated horizontally (e.g. 512x256)."
+        )
+    return width, height
+
+
+def load_image(file):
+    """Read any image file as float32 RGB in [-1, 1]; grayscale and RGBA are converted (chapter "Data")."""
+    return normalize(np.asarray(decode_file(file).convert("RGB")))
+
+
+def split_pair(image, direction: str = "BtoA"):
+    """Split an A|B image into (input, target): BtoA takes the right half as input (chapter "Data")."""
+    if direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction must be 'AtoB' or 'BtoA', not {direction!r}")
+    half = tf.shape(image)[1] // 2
+    a, b = image[:, :half], image[:, half:]
+    return (b, a) if direction == "BtoA" else (a, b)
+
+
+def load_pair(file, direction: str = "BtoA"):
+    """Read one A|B file as (input, target) float32 images in [-1, 1] (chapter "Data")."""
+    image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    input_image, target = split_pair(image, direction)
+    return normalize(input_image), normalize(target)
+
+
+def normalize(image):
+    """Map uint8 [0, 255] to float32 [-1, 1], the range of the generator's tanh."""
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(image):
+    """Map [-1, 1] back to uint8 [0, 255] for display and saving."""
+    return tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+
+
+def resize(image, size: int):
+    """Resize to size x size with bicubic interpolation, as the official code does."""
+    return tf.clip_by_value(tf.image.resize(image, [size, size], method="bicubic", antialias=True), -1.0, 1.0)
+
+
+def jitter(input_image, target, image_size: int, seed):
+    """Random jitter and mirroring, identical for input and target (chapter "Data").
+
+    Both halves are resized to 286/256 of image_size, cropped back at one random place and
+    flipped together, so the pair stays aligned. `seed` is a shape-[2] stateless seed.
+    """
+    pair = resize(tf.concat([input_image, target], axis=-1), int(round(image_size * JITTER_SCALE)))
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    pair = tf.image.stateless_random_crop(pair, [image_size, image_size, 6], seed=crop_seed)
+    pair = tf.image.stateless_random_flip_left_right(pair, seed=flip_seed)
+    return pair[..., :3], pair[..., 3:]
+
+
+def paired_dataset(
+    path,
+    *,
+    image_size: int = 256,
+    direction: str = "BtoA",
+    jitter: bool = True,
+    batch_size: int = 1,
+    shuffle: bool = True,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """A tf.data pipeline of (input, target) batches in [-1, 1] from a folder of A|B files (chapter "Data").
+
+    Files are checked first (see `list_pairs`), decoded once and cached, then shuffled,
+    jittered and mirrored (when `jitter`), batched and prefetched.
+    """
+    files = [str(f) for f in list_pairs(path)]
+    split_pair(tf.zeros([1, 2, 3]), direction)  # validates direction before any work
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = dataset.map(lambda f: load_pair(f, direction), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if jitter:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda pair, s: _jitter_pair(pair, image_size, s), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    else:
+        dataset = dataset.map(
+            lambda x, y: (resize(x, image_size), resize(y, image_size)), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return dataset.batch(batch_size, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
+
+
+def example_batch(path, n: int = 4, *, image_size: int = 256, direction: str = "BtoA"):
+    """The first n pairs of a folder as one (inputs, targets) batch, unjittered: fixed examples to compare models on."""
+    pairs = [load_pair(str(f), direction) for f in list_pairs(path)[:n]]
+    inputs, targets = zip(*pairs)
+    return resize(tf.stack(inputs), image_size), resize(tf.stack(targets), image_size)
+
+
+def _jitter_pair(pair, image_size, seed):
+    return jitter(pair[0], pair[1], image_size, seed)
+
+
+def download(name: str, cache_dir=None) -> Path:
+    """Download and unpack a dataset released with the paper; return its folder (chapter "Scaling up").
+
+    Idempotent: a dataset already unpacked is returned without touching the network. Archive
+    members that would land outside the cache folder are refused.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; the released ones are {', '.join(DATASETS)}")
+    cache = Path(cache_dir or os.environ.get("P2P_CACHE", Path.home() / ".cache" / "p2p")).expanduser()
+    target, done = cache / name, cache / f"{name}.complete"
+    if done.exists() and target.is_dir():
+        return target
+    url = f"{os.environ.get('P2P_DATASETS_URL', DATASETS_URL).rstrip('/')}/{name}.tar.gz"
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        # force_download: a partial archive left by an interrupted run is fetched again
+        archive = keras.utils.get_file(
+            f"{name}.tar.gz", origin=url, cache_dir=str(cache), cache_subdir=".", force_download=True
+        )
+    except Exception as err:  # get_file wraps URLError and HTTPError in a bare Exception
+        raise ConnectionError(
+            f"Could not download {name} from {url} ({err}). Without a network, use the procedural "
+            f"facades (`python -m p2p facades DIR`), or copy {name}.tar.gz into {cache} by hand."
+        ) from err
+    with tarfile.open(archive) as tar:
+        try:
+            tar.extractall(cache, filter="data")
+        except tarfile.FilterError as err:
+            raise DataError(f"{archive}: refused to unpack, a member would land outside {cache} ({err}).") from err
+    Path(archive).unlink()
+    done.touch()
+    return target
+

@@ -1,0 +1,138 @@
+"""The generator (U-Net or encoder-decoder) and the PatchGAN discriminator of the paper's appendix 6.1.
+
+Layer for layer and parameter for parameter these follow the paper and, where it is silent,
+the official PyTorch code. Explained in the chapters "The generator" and "The PatchGAN
+discriminator".
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+
+def _init():
+    """Weights drawn from N(0, 0.02), as in the paper."""
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def _batch_norm(name):
+    """BatchNorm with the official code's settings: momentum 0.1 (PyTorch's), eps 1e-5, gamma ~ N(1, 0.02)."""
+    return layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name
+    )
+
+
+def generator_filters(image_size: int, ngf: int = 64) -> list[int]:
+    """Encoder widths: ngf doubling up to 8 * ngf, one layer per halving down to 1x1 (chapter "The generator")."""
+    depth = math.log2(image_size) if image_size > 0 else -1
+    if depth != int(depth) or depth < 3:
+        raise ValueError(f"image_size must be a power of two of at least 8 (64, 128, 256, 512), not {image_size}")
+    return [ngf * min(2**i, 8) for i in range(int(depth))]
+
+
+def Generator(
+    image_size: int = 256,
+    ngf: int = 64,
+    skips: bool = True,
+    *,
+    in_channels: int = 3,
+    out_channels: int = 3,
+    dropout: float = 0.5,
+    bottleneck_norm: bool = False,
+    name: str | None = None,
+) -> keras.Model:
+    """The paper's U-Net generator, or its encoder-decoder with `skips=False` (chapter "The generator").
+
+    Encoder: C64-C128-C256-C512-C512-... down to 1x1, LeakyReLU(0.2), no BatchNorm on the first
+    layer nor (unless `bottleneck_norm`, the TensorFlow tutorial's choice) on the 1x1 bottleneck.
+    Decoder: ReLU, transposed convolutions, BatchNorm, dropout in the first three blocks; with
+    skips, encoder layer i is concatenated to decoder layer n - i. The output is tanh in [-1, 1].
+    """
+    filters = generator_filters(image_size, ngf)
+    depth = len(filters)
+    inputs = keras.Input((image_size, image_size, in_channels), name="input_image")
+    x = inputs
+    encoded = []
+    for i, width in enumerate(filters):
+        if i > 0:
+            x = layers.LeakyReLU(0.2, name=f"enc{i + 1}_lrelu")(x)
+        x = layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=_init(), name=f"enc{i + 1}_conv")(x)
+        innermost = i == depth - 1
+        if 0 < i and (not innermost or bottleneck_norm):
+            x = _batch_norm(f"enc{i + 1}_bn")(x)
+        encoded.append(x)
+    for j, i in enumerate(reversed(range(depth - 1))):  # decoder block j brings the map to encoder i's size
+        x = layers.ReLU(name=f"dec{j + 1}_relu")(x)
+        x = layers.Conv2DTranspose(
+            filters[i], 4, 2, "same", use_bias=False, kernel_initializer=_init(), name=f"dec{j + 1}_conv"
+        )(x)
+        x = _batch_norm(f"dec{j + 1}_bn")(x)
+        if j < 3 and dropout:
+            x = layers.Dropout(dropout, name=f"dec{j + 1}_dropout")(x)
+        if skips:
+            x = layers.Concatenate(name=f"dec{j + 1}_skip")([encoded[i], x])
+    x = layers.ReLU(name="out_relu")(x)
+    x = layers.Conv2DTranspose(out_channels, 4, 2, "same", kernel_initializer=_init(), name="out_conv")(x)
+    outputs = layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
+    return keras.Model(inputs, outputs, name=name or ("unet" if skips else "encoder_decoder"))
+
+
+def Discriminator(
+    image_size: int = 256,
+    ndf: int = 64,
+    n_layers: int = 3,
+    *,
+    in_channels: int = 6,
+    name: str | None = None,
+) -> keras.Model:
+    """The PatchGAN discriminator: a map of real/fake logits, one per input patch (chapter "The PatchGAN discriminator").
+
+    n_layers 0, 1, 3, 5 give the paper's 1x1 (PixelGAN), 16x16, 70x70 and 286x286 (ImageGAN)
+    receptive fields. Input: the (input, target) pair concatenated on channels (6 channels),
+    or the target alone (3) for the unconditional GAN. Output: logits (no sigmoid).
+    """
+    if n_layers < 0:
+        raise ValueError(f"n_layers must be 0 (PixelGAN) or more, not {n_layers}")
+    inputs = keras.Input((image_size, image_size, in_channels), name="pair")
+    if n_layers == 0:  # PixelGAN: 1x1 convolutions only
+        plan = [(ndf, 1, 1, False), (2 * ndf, 1, 1, True)]
+        kernel, pad = 1, 0
+    else:
+        plan = [(ndf, 4, 2, False)]
+        plan += [(ndf * min(2**n, 8), 4, 2, True) for n in range(1, n_layers)]
+        plan += [(ndf * min(2**n_layers, 8), 4, 1, True)]
+        kernel, pad = 4, 1
+    side = image_size
+    for _, size, stride, _ in plan + [(1, kernel, 1, False)]:
+        side = (side + 2 * pad - size) // stride + 1
+    if side < 1:
+        raise ValueError(f"image_size {image_size} is too small for n_layers={n_layers}: use fewer layers")
+    x = inputs
+    for k, (width, size, stride, norm) in enumerate(plan):
+        if pad:
+            x = layers.ZeroPadding2D(pad, name=f"c{k + 1}_pad")(x)
+        x = layers.Conv2D(width, size, stride, use_bias=not norm, kernel_initializer=_init(), name=f"c{k + 1}_conv")(x)
+        if norm:
+            x = _batch_norm(f"c{k + 1}_bn")(x)
+        x = layers.LeakyReLU(0.2, name=f"c{k + 1}_lrelu")(x)
+    if pad:
+        x = layers.ZeroPadding2D(pad, name="out_pad")(x)
+    x = layers.Conv2D(1, kernel, 1, use_bias=n_layers > 0, kernel_initializer=_init(), name="out_conv")(x)
+    outputs = layers.Activation("linear", dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or f"patchgan_{n_layers}")
+
+
+def receptive_field(model: keras.Model) -> int:
+    """The side, in input pixels, of the patch that one output unit sees (chapter "The PatchGAN discriminator").
+
+    Computed from the geometry of the model's convolutions (kernel sizes and strides), from the
+    output back to the input: r <- (r - 1) * stride + kernel.
+    """
+    field = 1
+    for layer in reversed(model.layers):
+        if isinstance(layer, layers.Conv2D):
+            field = (field - 1) * layer.strides[0] + layer.kernel_size[0]
+    return field

@@ -1,0 +1,131 @@
+"""`Pix2Pix`: a keras.Model whose train_step does one D step then one G step, driven by `fit`.
+
+Explained in the chapter "The training loop".
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from p2p import losses
+
+METRICS = ("gen_total", "gen_gan", "gen_l1", "disc")
+
+
+def paper_optimizer() -> keras.optimizers.Optimizer:
+    """Adam with the paper's settings: learning rate 2e-4, beta1 0.5, beta2 0.999."""
+    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999)
+
+
+class Pix2Pix(keras.Model):
+    """A conditional GAN for image-to-image translation (chapter "The training loop").
+
+    `gan_weight=0` is the paper's L1-only ablation (D is then neither run nor trained),
+    `l1_weight=0` the GAN-only one, and `conditional=False` the unconditional GAN whose
+    discriminator sees the output alone (build it with `Discriminator(in_channels=3)`).
+    """
+
+    def __init__(self, generator, discriminator, l1_weight=100.0, gan_weight=1.0, conditional=True, **kwargs):
+        super().__init__(**kwargs)
+        in_channels, out_channels = generator.input_shape[-1], generator.output_shape[-1]
+        expected = in_channels + out_channels if conditional else out_channels
+        if discriminator.input_shape[-1] != expected:
+            raise ValueError(
+                f"the discriminator takes {discriminator.input_shape[-1]} channels but "
+                f"{'the (input, output) pair' if conditional else 'the output alone'} has {expected}: "
+                f"build it with Discriminator(..., in_channels={expected})"
+            )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.l1_weight = float(l1_weight)
+        self.gan_weight = float(gan_weight)
+        self.conditional = conditional
+        self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
+
+    def compile(self, gen_optimizer=None, disc_optimizer=None, **kwargs):
+        """Set the two optimizers (the paper's Adam by default); other arguments go to keras.Model.compile.
+
+        Under the "mixed_float16" policy both optimizers get dynamic loss scaling.
+        """
+        super().compile(**kwargs)
+        self.gen_optimizer = gen_optimizer or paper_optimizer()
+        self.disc_optimizer = disc_optimizer or paper_optimizer()
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            self.gen_optimizer = _loss_scaled(self.gen_optimizer)
+            self.disc_optimizer = _loss_scaled(self.disc_optimizer)
+        # built now, so that a checkpoint can be restored into them before the first step
+        self.gen_optimizer.build(self.generator.trainable_variables)
+        self.disc_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return self.trackers
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def translate(self, inputs):
+        """Generate outputs as the paper does at test time: dropout on and batch statistics in BatchNorm."""
+        return self.generator(inputs, training=True)
+
+    def discriminate(self, inputs, outputs, training=False):
+        """D's patch logits for (input, output) pairs, or for the outputs alone when unconditional."""
+        pair = tf.concat([inputs, tf.cast(outputs, inputs.dtype)], axis=-1) if self.conditional else outputs
+        return self.discriminator(pair, training=training)
+
+    def train_step(self, data):
+        inputs, targets = data
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
+        with tf.GradientTape() as gen_tape:
+            outputs = self.generator(inputs, training=True)
+            gen_l1 = losses.l1_loss(targets, outputs)
+            if self.gan_weight:
+                with gen_tape.stop_recording():
+                    disc = self._discriminator_step(inputs, targets, tf.stop_gradient(outputs), replicas)
+                gen_gan = losses.generator_gan_loss(self.discriminate(inputs, outputs, training=True))
+            else:
+                disc = gen_gan = tf.constant(0.0)
+            gen_total = self.gan_weight * gen_gan + self.l1_weight * gen_l1
+            scaled = self.gen_optimizer.scale_loss(gen_total / replicas)
+        variables = self.generator.trainable_variables
+        self.gen_optimizer.apply(gen_tape.gradient(scaled, variables), variables)
+        return self._record(gen_total, gen_gan, gen_l1, disc)
+
+    def _record(self, *values):
+        """Add one step's losses to the running means and return the means, in METRICS order."""
+        for tracker, value in zip(self.trackers, values):
+            tracker.update_state(value)
+        return {tracker.name: tracker.result() for tracker in self.trackers}
+
+    def _discriminator_step(self, inputs, targets, outputs, replicas):
+        """One Adam step on D's halved loss over a real and a generated pair; returns the loss."""
+        with tf.GradientTape() as tape:
+            real = self.discriminate(inputs, targets, training=True)
+            fake = self.discriminate(inputs, outputs, training=True)
+            loss = losses.discriminator_loss(real, fake)
+            scaled = self.disc_optimizer.scale_loss(loss / replicas)
+        variables = self.discriminator.trainable_variables
+        self.disc_optimizer.apply(tape.gradient(scaled, variables), variables)
+        return loss
+
+    def test_step(self, data):
+        inputs, targets = data
+        outputs = self.translate(inputs)
+        gen_l1 = losses.l1_loss(targets, outputs)
+        if self.gan_weight:
+            real = self.discriminate(inputs, targets, training=True)
+            fake = self.discriminate(inputs, outputs, training=True)
+            disc = losses.discriminator_loss(real, fake)
+            gen_gan = losses.generator_gan_loss(fake)
+        else:
+            disc = gen_gan = tf.constant(0.0)
+        gen_total = self.gan_weight * gen_gan + self.l1_weight * gen_l1
+        return self._record(gen_total, gen_gan, gen_l1, disc)
+
+
+def _loss_scaled(optimizer):
+    """Wrap an optimizer in dynamic loss scaling, for float16 training."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer)

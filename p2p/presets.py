@@ -1,0 +1,50 @@
+"""Presets: whole named configurations, from the paper's GPU setting to a laptop CPU.
+
+Explained in the chapter "The training loop"; every chapter's parameters cell starts from one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One configuration of data size, model widths, patch size and training length."""
+
+    name: str
+    image_size: int
+    ngf: int
+    ndf: int
+    n_layers: int  # PatchGAN depth: 0, 1, 3, 5 give 1x1, 16x16, 70x70, 286x286 fields
+    batch_size: int
+    epochs: int  # passes over the 400 training facades
+    jit_compile: bool
+    description: str
+
+    def steps(self, train_size: int = 400) -> int:
+        """Number of train steps of `epochs` passes over `train_size` images."""
+        return self.epochs * max(train_size // self.batch_size, 1)
+
+
+PRESETS = {
+    preset.name: preset
+    for preset in (
+        Preset("paper", 256, 64, 64, 3, 1, 200, True,
+               "The paper's facades setting: 256x256, ngf = ndf = 64, 70x70 PatchGAN, batch 1, "
+               "200 epochs. For a GPU (Colab): about 80,000 steps."),
+        Preset("cpu", 128, 16, 16, 2, 1, 2, True,
+               "A laptop CPU in about a minute: 128x128, ngf = ndf = 16, a 34x34 PatchGAN (the "
+               "same share of the image as 70x70 at 256), 2 epochs."),
+        Preset("tiny", 32, 8, 8, 1, 1, 1, False,
+               "For tests: 32x32, ngf = ndf = 8, a 16x16 PatchGAN; seconds per run."),
+    )
+}
+
+
+def get(name: str) -> Preset:
+    """The preset called `name`, with the known names in the error if there is none."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

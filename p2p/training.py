@@ -1,0 +1,234 @@
+"""Training runs: a model from a preset, `fit` with callbacks, a run folder that survives a kill.
+
+A run folder holds config.json, checkpoints/, metrics.csv (one row per `log_every` steps,
+with a `step` column), logs/ (TensorBoard) and samples/ (input | output | target images).
+Started again with the same folder, a run resumes from its last checkpoint and metrics.csv
+continues from that step. Explained in the chapter "The training loop".
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tqdm.auto import tqdm
+
+from p2p import data, presets
+from p2p.models import Discriminator, Generator
+from p2p.pix2pix import METRICS, Pix2Pix
+
+
+def build_model(
+    preset: presets.Preset,
+    *,
+    skips: bool = True,
+    l1_weight: float = 100.0,
+    gan_weight: float = 1.0,
+    conditional: bool = True,
+    n_layers: int | None = None,
+) -> Pix2Pix:
+    """A compiled Pix2Pix with the preset's sizes; the keywords select the paper's ablations (chapter "The training loop")."""
+    generator = Generator(preset.image_size, preset.ngf, skips=skips)
+    discriminator = Discriminator(
+        preset.image_size,
+        preset.ndf,
+        preset.n_layers if n_layers is None else n_layers,
+        in_channels=6 if conditional else 3,
+    )
+    model = Pix2Pix(generator, discriminator, l1_weight=l1_weight, gan_weight=gan_weight, conditional=conditional)
+    model.compile(jit_compile=preset.jit_compile)
+    return model
+
+
+def split_folder(root, split: str) -> Path:
+    """root/split when it exists (a dataset with train/val/test), else root itself."""
+    root = Path(root)
+    return root / split if (root / split).is_dir() else root
+
+
+def checkpoint_of(model: Pix2Pix) -> tf.train.Checkpoint:
+    """Everything a resumed run needs: both networks and both optimizers (with the step count)."""
+    return tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        gen_optimizer=model.gen_optimizer,
+        disc_optimizer=model.disc_optimizer,
+    )
+
+
+class RunLogger(keras.callbacks.Callback):
+    """Every `log_every` steps: a row of metrics.csv, TensorBoard scalars and, every checkpoint, a checkpoint and a sample image."""
+
+    def __init__(self, run_dir: Path, manager, log_every, checkpoint_every, sample_batch):
+        super().__init__()
+        self.run_dir, self.manager = run_dir, manager
+        self.log_every, self.checkpoint_every = log_every, checkpoint_every
+        self.sample_batch = sample_batch
+        self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = (epoch + 1) * self.log_every
+        row = {"step": step, **{name: float(logs[name]) for name in METRICS}}
+        append_metrics(self.run_dir / "metrics.csv", row)
+        with self.writer.as_default(step=step):
+            for name in METRICS:
+                tf.summary.scalar(name, row[name])
+        if step % self.checkpoint_every == 0 or epoch + 1 == self.params["epochs"]:
+            save_sample(self.model, self.sample_batch, self.run_dir / "samples" / f"step_{step:07d}.png")
+            self.manager.save(checkpoint_number=step)
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """One tqdm bar over the whole run (not one per `fit` epoch), with the latest losses."""
+
+    def __init__(self, total: int, initial: int):
+        super().__init__()
+        self.total, self.initial = total, initial
+
+    def on_train_begin(self, logs=None):
+        self.bar = tqdm(total=self.total, initial=self.initial, desc="train", unit="step")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if batch % 10 == 0:
+            self.bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items()}, refresh=False)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    """Append one row to a metrics CSV, writing the header when the file is new."""
+    new = not path.exists()
+    with path.open("a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_metrics(path) -> dict[str, np.ndarray]:
+    """metrics.csv as columns of floats: {"step": ..., "gen_total": ..., ...}."""
+    with Path(path).open() as file:
+        rows = list(csv.DictReader(file))
+    return {key: np.array([float(r[key]) for r in rows]) for key in (rows[0] if rows else ["step"])}
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop the rows after `last_step`: the steps after the last checkpoint are run again on resume."""
+    if not path.exists():
+        return
+    with path.open() as file:
+        rows = [r for r in csv.DictReader(file) if int(r["step"]) <= last_step]
+    path.unlink()
+    for row in rows:
+        append_metrics(path, row)
+
+
+def save_sample(model: Pix2Pix, batch, path: Path) -> None:
+    """Save input | output | target rows for a fixed batch, as generated at test time."""
+    inputs, targets = batch
+    outputs = model.translate(inputs)
+    rows = [np.concatenate(row, axis=1) for row in zip(inputs, outputs, targets)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(data.to_uint8(np.concatenate(rows, axis=0)).numpy()).save(path)
+
+
+def train(
+    data_dir,
+    run_dir,
+    preset: presets.Preset | str = "cpu",
+    *,
+    steps: int | None = None,
+    log_every: int = 50,
+    checkpoint_every: int = 200,
+    direction: str = "BtoA",
+    seed: int = 0,
+    strategy: tf.distribute.Strategy | None = None,
+    progress: bool = True,
+    **model_options,
+) -> Pix2Pix:
+    """Train (or resume) a run in `run_dir` on the A|B images of `data_dir` (chapter "The training loop").
+
+    `steps` defaults to the preset's epochs over the training set; `model_options` go to
+    `build_model` (the ablations). Returns the trained model.
+    """
+    preset = presets.get(preset) if isinstance(preset, str) else preset
+    run_dir = Path(run_dir)
+    train_files = data.list_pairs(split_folder(data_dir, "train"))
+    steps = steps or preset.steps(len(train_files))
+    log_every = min(log_every, steps)
+    checkpoint_every = max(checkpoint_every // log_every, 1) * log_every
+    config = {
+        "preset": dataclasses.asdict(preset), "data": str(data_dir), "direction": direction,
+        "seed": seed, "steps": steps, "log_every": log_every, "model": model_options,
+    }
+    _check_config(run_dir, config)
+
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = build_model(preset, **model_options)
+    manager = tf.train.CheckpointManager(checkpoint_of(model), run_dir / "checkpoints", max_to_keep=2)
+    if manager.latest_checkpoint:
+        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    done = int(model.gen_optimizer.iterations)
+    truncate_metrics(run_dir / "metrics.csv", done)
+    if done >= steps:
+        return model
+
+    keras.utils.set_random_seed(seed + done)  # a resumed run does not replay the same dropout masks
+    batch_size = preset.batch_size * strategy.num_replicas_in_sync
+    dataset = data.paired_dataset(
+        split_folder(data_dir, "train"), image_size=preset.image_size, direction=direction,
+        batch_size=batch_size, seed=seed + done,
+    ).repeat()
+    sample_dir = split_folder(data_dir, "val" if (Path(data_dir) / "val").is_dir() else "train")
+    sample_batch = data.example_batch(sample_dir, image_size=preset.image_size, direction=direction)
+    callbacks = [RunLogger(run_dir, manager, log_every, checkpoint_every, sample_batch)]
+    if progress:
+        callbacks.append(ProgressBar(steps, done))
+    model.fit(
+        dataset, steps_per_epoch=log_every, epochs=math.ceil(steps / log_every),
+        initial_epoch=done // log_every, callbacks=callbacks, verbose=0, shuffle=False,
+    )
+    return model
+
+
+def _check_config(run_dir: Path, config: dict) -> None:
+    """Write config.json for a new run; refuse to resume a run that was started differently."""
+    path = run_dir / "config.json"
+    config = json.loads(json.dumps(config))  # as it reads back from JSON
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in config if k != "steps" and saved.get(k) != config[k])
+        if changed:  # more steps may be asked for: that continues a finished run
+            raise ValueError(
+                f"{path}: this run was started with other settings ({', '.join(changed)} differ). "
+                f"Resume it with the same ones, or give a new run folder."
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+
+
+def load_generator(run_dir) -> tuple[keras.Model, dict]:
+    """The generator of a run's latest checkpoint, and the run's config (chapter "The training loop")."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); train one with `python -m p2p train`.")
+    config = json.loads(config_path.read_text())
+    preset = presets.Preset(**config["preset"])
+    generator = Generator(preset.image_size, preset.ngf, skips=config["model"].get("skips", True))
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint yet; let the run reach its first one.")
+    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    return generator, config

@@ -1,0 +1,163 @@
+"""Paired data: the pipeline, jitter, every kind of bad input, and downloads from a loopback server."""
+
+import functools
+import http.server
+import io
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from p2p import data
+
+
+def _write(path, array, **kwargs):
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def test_pipeline_shapes_range_and_direction(facades_root):
+    dataset = data.paired_dataset(facades_root / "train", image_size=32, batch_size=4, seed=0)
+    inputs, targets = next(iter(dataset))
+    assert inputs.shape == targets.shape == (4, 32, 32, 3)
+    assert -1.0 <= float(tf.reduce_min(inputs)) and float(tf.reduce_max(inputs)) <= 1.0
+
+
+def test_direction_picks_the_halves(tmp_path):
+    a, b = np.full((8, 8, 3), 0, np.uint8), np.full((8, 8, 3), 255, np.uint8)
+    _write(tmp_path / "1.png", np.concatenate([a, b], axis=1))
+    x, y = data.example_batch(tmp_path, 1, image_size=8)  # BtoA: input is B, the right half
+    assert float(tf.reduce_min(x)) == 1.0 and float(tf.reduce_max(y)) == -1.0
+    x, y = data.example_batch(tmp_path, 1, image_size=8, direction="AtoB")
+    assert float(tf.reduce_max(x)) == -1.0 and float(tf.reduce_min(y)) == 1.0
+
+
+def test_jitter_is_identical_on_both_halves(tmp_path):
+    rng = np.random.default_rng(0)
+    half = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    _write(tmp_path / "1.png", np.concatenate([half, half], axis=1))
+    dataset = data.paired_dataset(tmp_path, image_size=64, seed=3)
+    for inputs, targets in dataset.repeat(20):
+        np.testing.assert_array_equal(inputs.numpy(), targets.numpy())
+    outputs = [x.numpy() for x, _ in dataset.repeat(20)]
+    assert any(np.abs(a - b).max() > 0.1 for a, b in zip(outputs, outputs[1:])), "jitter never changes anything"
+
+
+def test_jitter_crops_and_mirrors():
+    image = tf.reshape(tf.linspace(-1.0, 1.0, 64 * 64 * 3), (64, 64, 3))
+    flips = crops = 0
+    for s in range(30):
+        x, _ = data.jitter(image, image, 64, tf.constant([s, 0], tf.int64))
+        resized = data.resize(image, int(round(64 * data.JITTER_SCALE)))
+        corners = {tuple(np.round(v, 4)) for v in (resized[0, 0].numpy(), resized[0, -1].numpy())}
+        flips += float(x[0, 0, 0]) > float(x[0, -1, 0])  # the ramp runs left to right unless mirrored
+        crops += tuple(np.round(x[0, 0].numpy(), 4)) not in corners
+    assert 5 < flips < 25 and crops > 20
+
+
+def test_same_seed_same_batches(facades_root):
+    first = [x.numpy() for x, _ in data.paired_dataset(facades_root / "val", image_size=32, seed=7).take(5)]
+    second = [x.numpy() for x, _ in data.paired_dataset(facades_root / "val", image_size=32, seed=7).take(5)]
+    np.testing.assert_array_equal(first, second)
+
+
+def test_grayscale_and_rgba_are_converted(tmp_path):
+    _write(tmp_path / "gray.png", np.full((16, 32), 200, np.uint8))
+    _write(tmp_path / "rgba.png", np.full((16, 32, 4), 100, np.uint8))
+    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=16, jitter=False, shuffle=False, batch_size=2)))
+    assert inputs.shape == (2, 16, 16, 3)
+    np.testing.assert_allclose(inputs[0], 200 / 127.5 - 1, atol=1e-5)
+    np.testing.assert_allclose(inputs[1], 100 / 127.5 - 1, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("corrupt.jpg", b"this is not a jpeg at all", "cannot be decoded"),
+        ("truncated.jpg", "truncated", "cannot be decoded"),
+        ("odd.png", "odd", "width 31 is odd"),
+    ],
+)
+def test_bad_files_are_named_before_training(tmp_path, name, content, message):
+    good = np.zeros((16, 32, 3), np.uint8)
+    _write(tmp_path / "good.png", good)
+    if content == "truncated":
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)).save(buffer, "JPEG")
+        (tmp_path / name).write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    elif content == "odd":
+        _write(tmp_path / name, np.zeros((16, 31, 3), np.uint8))
+    else:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(data.DataError, match=message) as error:
+        data.paired_dataset(tmp_path)
+    assert name in str(error.value)
+
+
+def test_empty_and_missing_folders(tmp_path):
+    with pytest.raises(data.DataError, match="no images"):
+        data.paired_dataset(tmp_path)
+    with pytest.raises(data.DataError, match="no such folder.*python -m p2p facades"):
+        data.paired_dataset(tmp_path / "missing")
+
+
+def test_bad_direction():
+    with pytest.raises(ValueError, match="AtoB"):
+        data.split_pair(tf.zeros([2, 4, 3]), "LtoR")
+
+
+# downloads ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """An HTTP server on loopback serving tmp_path/served; yields its base URL."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+
+
+def test_download_unpacks_once_then_works_offline(file_server, tmp_path, monkeypatch):
+    served, url = file_server
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(buffer, "PNG")
+    _tar(served / "facades.tar.gz", {"facades/train/1.png": buffer.getvalue()})
+    monkeypatch.setenv("P2P_DATASETS_URL", url)
+    root = data.download("facades", cache_dir=tmp_path / "cache")
+    assert data.list_pairs(root / "train") == [root / "train" / "1.png"]
+    monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert data.download("facades", cache_dir=tmp_path / "cache") == root
+
+
+def test_download_refuses_members_outside_the_cache(file_server, tmp_path, monkeypatch):
+    served, url = file_server
+    _tar(served / "maps.tar.gz", {"maps/ok.txt": b"fine", "../escaped.txt": b"evil"})
+    monkeypatch.setenv("P2P_DATASETS_URL", url)
+    with pytest.raises(data.DataError, match="outside"):
+        data.download("maps", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")
+    with pytest.raises(ConnectionError, match="python -m p2p facades"):
+        data.download("cityscapes", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="released ones"):
+        data.download("imagenet")

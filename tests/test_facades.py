@@ -1,0 +1,52 @@
+"""The procedural facades: format, splits, determinism, and a one-to-many label-to-photo mapping."""
+
+import hashlib
+
+import numpy as np
+from PIL import Image
+
+from p2p import facades
+
+
+def _digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.jpg"))}
+
+
+def test_splits_and_file_format(facades_root):
+    for split, count in facades.SPLITS.items():
+        files = sorted((facades_root / split).glob("*.jpg"))
+        assert len(files) == count == len(list((facades_root / split).iterdir()))
+        assert {f.name for f in files} == {f"{n}.jpg" for n in range(1, count + 1)}
+    with Image.open(facades_root / "train" / "1.jpg") as image:
+        assert image.size == (128, 64) and image.mode == "RGB"
+
+
+def test_right_half_is_the_label_map_in_the_cmp_colours(facades_root):
+    pair = np.asarray(Image.open(facades_root / "train" / "7.jpg"), np.int32)
+    labels = pair[:, 64:].reshape(-1, 1, 3)
+    distance = np.abs(labels - facades.COLORS[None].astype(np.int32)).sum(-1).min(1)
+    assert np.median(distance) < 12  # JPEG moves colours a little, but every pixel is near a class colour
+    assert len(facades.CLASSES) == len(facades.COLORS) == 12
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(facades_root, tmp_path):
+    again = facades.make_facades(tmp_path / "again", seed=0, size=64, progress=False)
+    assert _digest(again) == _digest(facades_root)
+    other = facades.make_facades(tmp_path / "other", seed=1, size=64, progress=False)
+    assert _digest(other) != _digest(facades_root)
+
+
+def test_one_label_map_has_many_photos():
+    labels = facades.label_map(facades.Facade(floors=5, windows_per_floor=4, balconies=(2,)), 128)
+    photos = np.stack([facades.render_photo(labels, np.random.default_rng(s)).astype(float) for s in range(8)])
+    wall = labels == facades.CLASSES.index("facade")
+    wall_colours = photos[:, wall].mean(axis=1)  # (8, 3) mean wall colour per rendering
+    assert wall_colours.std(axis=0).mean() > 15  # the wall colour varies a lot across renderings
+    assert np.abs(photos[0] - photos[1]).mean() > 10
+
+
+def test_layout_draws_what_it_says():
+    labels = facades.label_map(facades.Facade(floors=3, windows_per_floor=5, door=True, shop=True, pillars=True), 256)
+    present = {facades.CLASSES[i] for i in np.unique(labels)}
+    assert {"facade", "window", "door", "shop", "pillar", "cornice", "background"} <= present
+    assert "balcony" not in present
