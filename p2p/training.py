@@ -179,7 +179,7 @@ def train(
     manager = tf.train.CheckpointManager(checkpoint_of(model), run_dir / "checkpoints", max_to_keep=2)
     if manager.latest_checkpoint:
         manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    done = int(model.gen_optimizer.iterations)
+    done = int(model.gen_optimizer.iterations.numpy())
     truncate_metrics(run_dir / "metrics.csv", done)
     if done >= steps:
         return model

@@ -1,0 +1,85 @@
+"""The command line: facades, train, translate, and a run killed with SIGKILL that resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from p2p import training
+
+
+def _p2p(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "p2p", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _run(*args, timeout=600):
+    process = _p2p(*args)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def test_facades_command_writes_the_splits(tmp_path):
+    code, out, _ = _run("facades", tmp_path / "f", "--size", "32")
+    assert code == 0 and out.strip() == str(tmp_path / "f")
+    assert len(list((tmp_path / "f" / "test").glob("*.jpg"))) == 106
+
+
+def test_train_then_translate(facades_root, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = _run("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", "20",
+                        "--log-every", "10", "--checkpoint-every", "10")
+    assert code == 0, err[-2000:]
+    assert json.loads((run / "config.json").read_text())["preset"]["name"] == "tiny"
+    assert training.read_metrics(run / "metrics.csv")["step"].tolist() == [10, 20]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000010.png", "step_0000020.png"]
+    assert list((run / "logs").iterdir()), "no TensorBoard events"
+    code, out, err = _run("translate", "--run", run, facades_root / "test" / "1.jpg", facades_root / "test" / "2.jpg",
+                          "--out", tmp_path / "out")
+    assert code == 0, err[-2000:]
+    outputs = [Image.open(tmp_path / "out" / name) for name in ("1.png", "2.png")]
+    assert all(image.size == (32, 32) for image in outputs)
+    assert np.asarray(outputs[0]).std() > 0
+    # the same run with other settings is refused, with the reason
+    code, _, err = _run("train", "--data", facades_root, "--preset", "cpu", "--out", run)
+    assert code == 2 and "preset" in err and "new run folder" in err
+
+
+def test_train_names_the_bad_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "broken.jpg").write_bytes(b"not an image")
+    code, _, err = _run("train", "--data", tmp_path / "data", "--preset", "tiny", "--out", tmp_path / "run")
+    assert code == 2 and "broken.jpg" in err and "cannot be decoded" in err
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(facades_root, tmp_path):
+    run = tmp_path / "run"
+    args = ("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", "300",
+            "--log-every", "5", "--checkpoint-every", "20")
+    process = _p2p(*args)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if (run / "metrics.csv").exists() and len((run / "metrics.csv").read_text().splitlines()) > 9:
+            break  # past the checkpoint at step 40
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = training.read_metrics(run / "metrics.csv")
+    checkpoint = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("ckpt-*.index"))
+    assert checkpoint >= 40 and before["step"].max() > checkpoint
+
+    code, _, err = _run(*args)
+    assert code == 0, err[-2000:]
+    after = training.read_metrics(run / "metrics.csv")
+    assert after["step"].tolist() == list(range(5, 301, 5))  # every row once, nothing missing
+    kept = before["step"] <= checkpoint
+    for name in before:  # what was logged up to the checkpoint is kept as it was
+        np.testing.assert_array_equal(after[name][: kept.sum()], before[name][kept])
+    assert "train:" in err and f"{checkpoint}/300" in err  # the progress bar starts at the checkpoint

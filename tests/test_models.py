@@ -1,0 +1,81 @@
+"""The generator and the PatchGAN: the paper's architecture, its parameter counts and receptive fields."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from p2p.models import Discriminator, Generator, receptive_field
+
+
+def _trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def test_parameter_counts_match_the_official_implementation():
+    generator, discriminator = Generator(256, 64), Discriminator(256, 64, 3)
+    assert round(_trainable(generator) / 1e6, 3) == 54.414
+    assert round(_trainable(discriminator) / 1e6, 3) == 2.769
+    assert discriminator.output_shape == (None, 30, 30, 1)
+
+
+@pytest.mark.parametrize("size", [64, 128, 256, 512])
+def test_generator_depth_follows_the_image_size(size):
+    generator = Generator(size, ngf=4)
+    assert generator.output_shape == (None, size, size, 3)
+    encoder = [l for l in generator.layers if l.name.startswith("enc") and isinstance(l, layers.Conv2D)]
+    assert len(encoder) == int(np.log2(size))
+    assert encoder[-1].output.shape[1:3] == (1, 1)
+
+
+def test_generator_layers_follow_the_paper():
+    generator = Generator(256, 64)
+    names = {l.name for l in generator.layers}
+    assert "enc1_bn" not in names and "enc8_bn" not in names  # no norm on C64 nor on the 1x1 bottleneck
+    assert {"enc2_bn", "enc7_bn"} <= names
+    assert {l.name for l in generator.layers if isinstance(l, layers.Dropout)} == {"dec1_dropout", "dec2_dropout", "dec3_dropout"}
+    assert all(l.negative_slope == pytest.approx(0.2) for l in generator.layers if isinstance(l, layers.LeakyReLU))
+    widths = [l.filters for l in generator.layers if isinstance(l, layers.Conv2D) and l.name.startswith("enc")]
+    assert widths == [64, 128, 256, 512, 512, 512, 512, 512]
+    skip_channels = [l.output.shape[-1] for l in generator.layers if isinstance(l, layers.Concatenate)]
+    assert skip_channels == [1024, 1024, 1024, 1024, 512, 256, 128]  # CD512-CD1024-CD1024-C1024-C1024-C512-C256-C128
+    kernel = generator.get_layer("enc4_conv").kernel.numpy()
+    assert abs(kernel.mean()) < 1e-3 and kernel.std() == pytest.approx(0.02, rel=0.05)
+
+
+def test_encoder_decoder_has_no_skips():
+    encoder_decoder = Generator(256, 64, skips=False)
+    assert not any(isinstance(l, layers.Concatenate) for l in encoder_decoder.layers)
+    assert _trainable(encoder_decoder) < _trainable(Generator(256, 64))
+
+
+@pytest.mark.parametrize("bottleneck_norm, carries_information", [(False, True), (True, False)])
+def test_the_bottleneck_carries_information_only_without_batchnorm(bottleneck_norm, carries_information):
+    # At batch size 1 in training mode, BatchNorm over a 1x1 map outputs its beta whatever the input.
+    tf.keras.utils.set_random_seed(0)
+    model = Generator(64, 8, skips=False, dropout=0.0, bottleneck_norm=bottleneck_norm)
+    a, b = tf.random.uniform((1, 64, 64, 3), -1, 1), tf.random.uniform((1, 64, 64, 3), -1, 1)
+    difference = float(tf.reduce_max(tf.abs(model(a, training=True) - model(b, training=True))))
+    assert (difference > 1e-3) == carries_information
+
+
+@pytest.mark.parametrize("n_layers, field", [(0, 1), (1, 16), (3, 70), (5, 286)])
+def test_receptive_fields_are_computed_and_hold_empirically(n_layers, field):
+    size = 512 if n_layers == 5 else 128
+    discriminator = Discriminator(size, ndf=4, n_layers=n_layers)
+    assert receptive_field(discriminator) == field
+    pair = tf.random.uniform((1, size, size, 6), -1, 1)
+    with tf.GradientTape() as tape:
+        tape.watch(pair)
+        logits = discriminator(pair, training=False)  # inference mode: batch statistics would couple all pixels
+        centre = logits[0, logits.shape[1] // 2, logits.shape[2] // 2, 0]
+    seen = np.argwhere(np.abs(tape.gradient(centre, pair)[0].numpy()).sum(-1) > 0)
+    height, width = seen.max(0) - seen.min(0) + 1
+    assert (height, width) == (field, field)
+
+
+def test_discriminator_too_deep_for_the_image_is_refused():
+    with pytest.raises(ValueError, match="too small for n_layers=5"):
+        Discriminator(64, 8, n_layers=5)
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(100)

@@ -1,0 +1,106 @@
+"""Pix2Pix: the objective, the train step, the ablations, XLA and mixed precision."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from p2p import Discriminator, Generator, Pix2Pix, data, losses
+from p2p.facades import facade_pair
+
+
+def _batch(size=32):
+    """One procedural facade: (label map, photo) in [-1, 1]."""
+    pair = data.normalize(facade_pair((0, 0, 1), size)[None])
+    return pair[:, :, size:], pair[:, :, :size]
+
+
+def _model(size=32, jit_compile=False, dropout=0.5, **options):
+    keras.utils.set_random_seed(0)
+    channels = 6 if options.get("conditional", True) else 3
+    generator = Generator(size, 8, dropout=dropout)
+    model = Pix2Pix(generator, Discriminator(size, 8, 1, in_channels=channels), **options)
+    model.compile(jit_compile=jit_compile)
+    return model
+
+
+def _fit(model, batch, steps):
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    return model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False).history
+
+
+def test_losses_follow_the_paper():
+    zeros = tf.zeros((1, 30, 30, 1))
+    assert float(losses.discriminator_loss(zeros, zeros)) == pytest.approx(math.log(2), rel=1e-5)  # halved: (l + l) / 2
+    assert float(losses.generator_gan_loss(zeros)) == pytest.approx(math.log(2), rel=1e-5)
+    # non-saturating: when D is sure the output is fake, G's gradient stays large
+    confident_fake = tf.Variable(tf.fill((1, 4, 4, 1), -10.0))
+    with tf.GradientTape() as tape:
+        loss = losses.generator_gan_loss(confident_fake)
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(loss, confident_fake)))) > 0.9
+    assert float(losses.l1_loss(tf.ones((2, 2)), -tf.ones((2, 2)))) == 2.0
+
+
+def test_a_few_steps_lower_the_l1_loss_on_a_fixed_batch():
+    model, batch = _model(), _batch()
+    before = float(losses.l1_loss(batch[1], model.translate(batch[0])))
+    history = _fit(model, batch, 40)
+    after = float(losses.l1_loss(batch[1], model.translate(batch[0])))
+    assert after < 0.85 * before
+    assert set(history) == {"gen_total", "gen_gan", "gen_l1", "disc"}
+    assert history["gen_total"][0] == pytest.approx(history["gen_gan"][0] + 100 * history["gen_l1"][0], rel=1e-3)
+
+
+def test_l1_only_ablation_leaves_the_discriminator_alone():
+    model, batch = _model(gan_weight=0.0), _batch()
+    before = [v.numpy().copy() for v in model.discriminator.weights]
+    history = _fit(model, batch, 3)
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, model.discriminator.weights))
+    assert history["disc"][0] == 0.0 and history["gen_total"][0] == pytest.approx(100 * history["gen_l1"][0])
+
+
+def test_gan_only_and_unconditional_ablations():
+    history = _fit(_model(l1_weight=0.0), _batch(), 3)
+    assert history["gen_total"][0] == pytest.approx(history["gen_gan"][0])
+    model = _model(conditional=False)
+    assert model.discriminator.input_shape[-1] == 3
+    assert np.isfinite(_fit(model, _batch(), 3)["disc"][0])
+    with pytest.raises(ValueError, match="in_channels=3"):
+        Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1), conditional=False)
+
+
+def test_xla_gives_the_same_training_as_plain_tensorflow():
+    # without dropout: XLA draws its random numbers with another algorithm, so other dropout masks
+    batch = _batch()
+    plain, xla = _model(jit_compile=False, dropout=0.0), _model(jit_compile=True, dropout=0.0)
+    for step in range(3):  # the same losses step after step, and the same weights after
+        plain_logs, xla_logs = _fit(plain, batch, 1), _fit(xla, batch, 1)
+        for name in plain_logs:
+            assert xla_logs[name][0] == pytest.approx(plain_logs[name][0], rel=1e-4, abs=1e-5), (step, name)
+    for a, b in zip(plain.generator.weights, xla.generator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+@pytest.fixture
+def policy():
+    def use(name):
+        keras.mixed_precision.set_global_policy(name)
+
+    yield use
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("name", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains(policy, name):
+    policy(name)
+    model, batch = _model(), _batch()
+    assert model.generator.get_layer("enc2_conv").compute_dtype == name.removeprefix("mixed_")
+    assert model.generator.output.dtype == "float32"
+    scaled = isinstance(model.gen_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert scaled == (name == "mixed_float16")
+    before = float(losses.l1_loss(batch[1], model.translate(batch[0])))
+    history = _fit(model, batch, 20)
+    assert all(np.isfinite(v[0]) for v in history.values())
+    assert float(losses.l1_loss(batch[1], model.translate(batch[0]))) < before
