@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: book test clean
+.PHONY: book test chapters chromium clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,11 +12,22 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[book]"
 	touch $@
 
+# Executes every chapter afresh (in book/, where their data/ and runs/ folders live).
 book: $(INSTALLED)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
-test: $(INSTALLED)
+# Unit tests, papermill runs of the chapters, the site in headless Chromium, then nbval.
+test: $(INSTALLED) chromium
 	$(BIN)/pytest tests
+	$(BIN)/pytest --nbval book/
+
+# Re-executes the chapters in place, for committing them executed.
+chapters: $(INSTALLED)
+	cd book && for chapter in *.ipynb; do ../$(BIN)/jupyter-execute --inplace "$$chapter" || exit 1; done
+
+# The site test drives Debian's Chromium.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 clean:
-	rm -rf _build $(VENV)
+	rm -rf _build $(VENV) book/data book/runs

@@ -13,6 +13,31 @@ _EXPORTS = {
 }
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow with its C++ start-up lines kept off stderr; chapters call it first (chapter "Introduction").
+
+    Its CUDA probe logs through absl before absl is set up, so TF_CPP_MIN_LOG_LEVEL cannot hide
+    those lines; they would land in every notebook's outputs with a fresh timestamp. Errors still
+    raise as usual.
+    """
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tensorflow
+
+
 def __getattr__(name):
     # imported on first use, so that `python -m p2p facades` does not wait for TensorFlow
     if name in _EXPORTS:

@@ -10,6 +10,7 @@ Explained in the chapter "Data".
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -233,9 +234,14 @@ def facade_pair(seed, size: int = 256) -> np.ndarray:
 def make_facades(root, seed: int = 0, size: int = 256, progress: bool = True) -> Path:
     """Write the procedural facades as root/{train,val,test}/<n>.jpg in A|B format (chapter "Data").
 
-    The same seed gives the same bytes. Returns the root folder.
+    The same seed gives the same bytes. A folder already complete for this seed and size is
+    left as it is. Returns the root folder.
     """
     root = Path(root)
+    stamp, settings = root / "facades.json", json.dumps({"seed": seed, "size": size})
+    if stamp.exists() and stamp.read_text() == settings:
+        return root
+    stamp.unlink(missing_ok=True)
     jobs = [(split, n) for split, count in SPLITS.items() for n in range(1, count + 1)]
     for split in SPLITS:
         (root / split).mkdir(parents=True, exist_ok=True)
@@ -245,4 +251,5 @@ def make_facades(root, seed: int = 0, size: int = 256, progress: bool = True) ->
         partial = path.with_suffix(".partial")  # an interrupted run leaves no truncated .jpg
         Image.fromarray(pair).save(partial, format="JPEG", quality=90, subsampling=0)  # 4:4:4 keeps label colours
         partial.replace(path)
+    stamp.write_text(settings)  # written last: an interrupted run is redone
     return root

@@ -82,3 +82,74 @@ def show_patch_logits(images: dict, logits: dict, size: float = 3.0):
             axis.axis("off")
     figure.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="p(real) per patch")
     return figure
+
+
+def _png(image, display_size: int) -> bytes:
+    """PNG bytes of an image, enlarged (nearest neighbour) to display_size pixels wide."""
+    import io
+
+    from PIL import Image
+
+    picture = Image.fromarray(as_image(image))
+    picture = picture.resize((display_size, display_size * picture.height // picture.width), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def facade_editor(generator, image_size: int, display_size: int = 256):
+    """A facade editor (chapter "Play"): sliders and boxes draw a label map, the generator paints it live.
+
+    An uploaded label map (in the CMP colours) is painted too. Returns the ipywidgets box.
+    """
+    import io
+
+    import ipywidgets as widgets
+    from PIL import Image
+
+    from p2p import data, facades
+
+    floors = widgets.IntSlider(value=4, min=2, max=8, description="floors")
+    windows = widgets.IntSlider(value=4, min=1, max=7, description="windows/floor")
+    width = widgets.FloatSlider(value=0.5, min=0.25, max=0.8, step=0.05, description="window width")
+    boxes = {name: widgets.Checkbox(value=name in ("door", "cornices"), description=name, indent=False)
+             for name in ("door", "shop", "balconies", "blinds", "moldings", "deco", "pillars", "cornices")}
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="your label map")
+    label_view, photo_view = widgets.Image(format="png"), widgets.Image(format="png")
+    status = widgets.Label()
+
+    def paint(label_rgb):
+        inputs = data.normalize(label_rgb)[None]
+        photo = generator(data.resize(inputs, image_size), training=True)[0]  # test time as in the paper
+        label_view.value = _png(label_rgb, display_size)
+        photo_view.value = _png(photo, display_size)
+
+    def redraw(_=None):
+        options = {name: box.value for name, box in boxes.items()}
+        options["balconies"] = tuple(range(1, floors.value, 2)) if options["balconies"] else ()
+        layout = facades.Facade(floors=floors.value, windows_per_floor=windows.value, window_width=width.value, **options)
+        paint(facades.colorize(facades.label_map(layout, image_size)))
+        status.value = "drawn from the controls"
+
+    def uploaded(change):
+        files = change["new"]
+        if not files:
+            return
+        name, content = files[0]["name"], files[0]["content"]
+        try:
+            picture = Image.open(io.BytesIO(bytes(content))).convert("RGB").resize((image_size, image_size), Image.NEAREST)
+        except OSError as error:
+            status.value = f"{name}: not an image ({error})"
+            return
+        paint(np.asarray(picture))
+        status.value = f"painted {name}"
+
+    for control in (floors, windows, width, *boxes.values()):
+        control.observe(redraw, names="value")
+    upload.observe(uploaded, names="value")
+    redraw()
+    controls = widgets.VBox([floors, windows, width, widgets.GridBox(list(boxes.values()),
+                             layout=widgets.Layout(grid_template_columns="repeat(2, 120px)")), upload, status])
+    pictures = widgets.HBox([widgets.VBox([widgets.Label("label map"), label_view]),
+                             widgets.VBox([widgets.Label("generated photo"), photo_view])])
+    return widgets.HBox([controls, pictures])

@@ -36,6 +36,12 @@ def test_same_seed_same_bytes_other_seed_other_bytes(facades_root, tmp_path):
     assert _digest(other) != _digest(facades_root)
 
 
+def test_a_complete_folder_is_not_written_again(facades_root):
+    first = (facades_root / "test" / "1.jpg").stat().st_mtime_ns
+    facades.make_facades(facades_root, seed=0, size=64, progress=False)
+    assert (facades_root / "test" / "1.jpg").stat().st_mtime_ns == first
+
+
 def test_one_label_map_has_many_photos():
     labels = facades.label_map(facades.Facade(floors=5, windows_per_floor=4, balconies=(2,)), 128)
     photos = np.stack([facades.render_photo(labels, np.random.default_rng(s)).astype(float) for s in range(8)])

@@ -1,0 +1,126 @@
+"""Every chapter, run with papermill at tiny parameters, and what it must have produced."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+CHAPTERS = sorted(BOOK.glob("*.ipynb"))
+TRAINS = {"03-objective", "04-generator", "05-patchgan", "06-training", "07-play"}
+
+
+def _outputs(notebook):
+    """All text a notebook printed or displayed, and the MIME types of its rich outputs."""
+    text, kinds = [], set()
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", f"{output.ename}: {output.evalue}"
+            if output.output_type == "stream" and output.name == "stdout":
+                text.append(output.text)
+            kinds.update(output.get("data", {}))
+            text.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(text), kinds
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Run a chapter at tiny parameters in a folder of its own; cache the result per chapter."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            folder = tmp_path_factory.mktemp(name)
+            parameters = {"preset": "tiny", **({"steps": 40} if name in TRAINS else {})}
+            papermill.execute_notebook(
+                str(BOOK / f"{name}.ipynb"), str(folder / f"{name}.ipynb"), parameters=parameters,
+                cwd=str(folder), kernel_name="python3", progress_bar=False,
+            )
+            done[name] = (folder, *_outputs(nbformat.read(folder / f"{name}.ipynb", as_version=4)))
+        return done[name]
+
+    return run
+
+
+def test_every_chapter_in_the_toc_is_tested():
+    toc = yaml.safe_load((BOOK.parent / "_toc.yml").read_text())
+    listed = [toc["root"]] + [c["file"] for c in toc["chapters"]]
+    assert sorted(Path(f).name for f in listed) == [c.stem for c in CHAPTERS]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_structure(chapter):
+    notebook = nbformat.read(chapter, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    config = yaml.safe_load((BOOK.parent / "_config.yml").read_text())
+    assert f'REPOSITORY = "{config["repository"]["url"]}"' in code[0].source, "setup cell: install p2p from the repository"
+    assert "parameters" in code[1].metadata.get("tags", []) and code[1].source.startswith('preset = "cpu"')
+    assert all(c.execution_count for c in code), "chapters are committed executed"
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert "**In this chapter**" in markdown and "## Summary" in markdown and "## Exercises" in markdown
+    assert not re.search(r"layers\.Conv2D(Transpose)?\(|GradientTape\(\)", "\n".join(c.source for c in code))
+
+
+def test_introduction(executed):
+    _, text, kinds = executed("01-introduction")
+    assert "paper   256px" in text and "image/png" in kinds
+
+
+def test_data(executed):
+    folder, text, _ = executed("02-data")
+    assert "train 400 files" in text and "test 106 files" in text
+    assert "(512, 256) RGB" in text and "bad-data/1.jpg: cannot be decoded" in text
+
+
+def _table(text, names):
+    """{name: {measure: value}} from lines 'name  measure value  measure value ...'."""
+    rows = {}
+    for name in names:
+        line = next(l for l in text.splitlines() if l.startswith(name + " ") or l.startswith(name.ljust(13)))
+        rows[name] = {k.strip(): float(v) for k, v in re.findall(r"([a-zA-Z0-9 ]+?) (-?\d+\.\d+)", line[len(name):])}
+    return rows
+
+
+def test_objective(executed):
+    _, text, kinds = executed("03-objective")
+    table = _table(text, ["ground truth", "L1 + cGAN", "L1"])
+    assert table["ground truth"]["L1 to ground truth"] == 0.0
+    for name in ("L1", "L1 + cGAN"):
+        assert 0 < table[name]["L1 to ground truth"] < 1 and 0 < table[name]["sharpness"] < 2
+    assert "image/png" in kinds
+
+
+def test_generator(executed):
+    _, text, _ = executed("04-generator")
+    assert "54,413,955 trainable parameters" in text and "2,768,705 trainable parameters" in text
+    assert "bottleneck_norm=True : two different inputs give identical outputs" in text
+    assert "bottleneck_norm=False: two different inputs give different outputs" in text
+    l1 = [float(v) for v in re.findall(r"L1 to ground truth on the test split: (\d+\.\d+)", text)]
+    assert len(l1) == 2 and all(0 < v < 1 for v in l1)
+
+
+def test_patchgan(executed):
+    _, text, _ = executed("05-patchgan")
+    for n, field in [(0, 1), (1, 16), (3, 70), (5, 286)]:
+        assert f"n_layers={n}: computed {field}, measured ({field}, {field})" in text
+    probabilities = [float(v) for v in re.findall(r"pair (\d\.\d\d)", text)]
+    assert len(probabilities) == 2 and all(0 <= p <= 1 for p in probabilities)
+
+
+def test_training(executed):
+    folder, text, _ = executed("06-training")
+    assert "metrics.csv steps: [15, 30, 45, 60, 75, 90]" in text
+    assert "resumed from the checkpoint at step 60, now at step 90" in text
+    losses = re.search(r"D (\d+\.\d+), G adversarial (\d+\.\d+), L1 (\d+\.\d+)", text)
+    assert losses and all(0 < float(v) < 5 for v in losses.groups())
+    assert (folder / "runs" / "tiny" / "metrics.csv").exists()
+    differences = re.search(r"largest difference between two translations: (\d+\.\d+)", text)
+    assert differences and float(differences.group(1)) > 0  # dropout is on at test time
+
+
+def test_play(executed):
+    _, _, kinds = executed("07-play")
+    assert "application/vnd.jupyter.widget-view+json" in kinds and "image/png" in kinds
