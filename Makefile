@@ -30,4 +30,4 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 clean:
-	rm -rf _build $(VENV) book/data book/runs
+	rm -rf _build $(VENV) book/data book/runs book/bad-data
