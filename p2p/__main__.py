@@ -3,6 +3,7 @@
     python -m p2p facades OUT [--seed 0] [--size 256]
     python -m p2p train --data DIR --preset cpu --out RUN [--steps N]
     python -m p2p translate --run RUN IMAGE... --out DIR
+    python -m p2p ablate --out DIR [--preset cpu] [--steps N] [--seeds 0 1]
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def main(argv=None) -> int:
     translate.add_argument("images", type=Path, nargs="+", help="input images, or A|B pair files")
     translate.add_argument("--out", type=Path, required=True)
 
+    ablate = commands.add_parser("ablate", help="re-run the paper's three ablation tables (resumable)")
+    ablate.add_argument("--out", type=Path, required=True, help="results folder; an existing one is resumed")
+    ablate.add_argument("--preset", default="cpu")
+    ablate.add_argument("--steps", type=int, help="train steps per run (default: the preset's epochs)")
+    ablate.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ablate.add_argument("--segmenter-steps", type=int, default=1500, help="train steps of the FCN-score segmenter")
+
     args = parser.parse_args(argv)
     if args.command == "facades":
         from p2p.facades import make_facades
@@ -53,6 +61,12 @@ def main(argv=None) -> int:
                 log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
             )
             print(args.out)
+        elif args.command == "ablate":
+            from p2p.ablate import run_ablations
+
+            run_ablations(args.out, args.preset, steps=args.steps, seeds=args.seeds,
+                          segmenter_steps=args.segmenter_steps)
+            print(args.out / "results.json")
         else:
             for path in translate_files(args.run, args.images, args.out):
                 print(path)

@@ -44,6 +44,7 @@ def Generator(
     out_channels: int = 3,
     dropout: float = 0.5,
     bottleneck_norm: bool = False,
+    out_activation: str = "tanh",
     name: str | None = None,
 ) -> keras.Model:
     """The paper's U-Net generator, or its encoder-decoder with `skips=False` (chapter "The generator").
@@ -51,7 +52,8 @@ def Generator(
     Encoder: C64-C128-C256-C512-C512-... down to 1x1, LeakyReLU(0.2), no BatchNorm on the first
     layer nor (unless `bottleneck_norm`, the TensorFlow tutorial's choice) on the 1x1 bottleneck.
     Decoder: ReLU, transposed convolutions, BatchNorm, dropout in the first three blocks; with
-    skips, encoder layer i is concatenated to decoder layer n - i. The output is tanh in [-1, 1].
+    skips, encoder layer i is concatenated to decoder layer n - i. The output is tanh in [-1, 1]
+    (`out_activation="linear"` gives logits, as for the FCN-score segmenter).
     """
     filters = generator_filters(image_size, ngf)
     depth = len(filters)
@@ -78,7 +80,7 @@ def Generator(
             x = layers.Concatenate(name=f"dec{j + 1}_skip")([encoded[i], x])
     x = layers.ReLU(name="out_relu")(x)
     x = layers.Conv2DTranspose(out_channels, 4, 2, "same", kernel_initializer=_init(), name="out_conv")(x)
-    outputs = layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
+    outputs = layers.Activation(out_activation, dtype="float32", name=f"out_{out_activation}")(x)
     return keras.Model(inputs, outputs, name=name or ("unet" if skips else "encoder_decoder"))
 
 

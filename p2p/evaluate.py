@@ -1,0 +1,76 @@
+"""Evaluation: L1, PSNR and SSIM, and the paper's FCN-score on the procedural facades.
+
+The FCN-score asks a segmentation network, trained on real photos only, to label generated
+photos; the closer its labels are to the input label map, the more recognisable the generated
+scene. Here the segmenter is the p2p U-Net with a 12-class head, trained on the procedural
+facades' real photos. Explained in the chapter "Reproducing the paper".
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from p2p import data, facades
+from p2p.models import Generator
+
+N_CLASSES = len(facades.CLASSES)
+
+
+def image_metrics(outputs, targets) -> dict[str, float]:
+    """Mean L1 (in [-1, 1] units), PSNR (dB) and SSIM of outputs against targets, via tf.image."""
+    outputs, targets = tf.cast(outputs, tf.float32), tf.cast(targets, tf.float32)
+    as_unit = lambda images: (images + 1.0) / 2.0
+    return {
+        "l1": float(tf.reduce_mean(tf.abs(outputs - targets))),
+        "psnr": float(tf.reduce_mean(tf.image.psnr(as_unit(outputs), as_unit(targets), max_val=1.0))),
+        "ssim": float(tf.reduce_mean(tf.image.ssim(as_unit(outputs), as_unit(targets), max_val=1.0))),
+    }
+
+
+def class_maps(label_images):
+    """Class indices of label-map images in [-1, 1]: the nearest CMP colour, which undoes JPEG's drift."""
+    colours = tf.constant(facades.COLORS, tf.float32) / 127.5 - 1.0  # (12, 3)
+    distance = tf.reduce_sum(tf.square(label_images[..., None, :] - colours), axis=-1)
+    return tf.argmin(distance, axis=-1, output_type=tf.int32)
+
+
+def Segmenter(image_size: int, ngf: int = 32) -> keras.Model:
+    """The FCN-score's segmenter: a p2p U-Net with 12 class logits per pixel and no dropout."""
+    return Generator(image_size, ngf, out_channels=N_CLASSES, dropout=0.0, out_activation="linear", name="segmenter")
+
+
+def train_segmenter(data_dir, image_size: int, *, steps: int = 1500, ngf: int = 32, batch_size: int = 4, seed: int = 0,
+                    direction: str = "BtoA", verbose: int = 0) -> keras.Model:
+    """Train the segmenter on the real photos of data_dir/train to predict their label maps (jittered pairs)."""
+    from p2p.training import split_folder
+
+    keras.utils.set_random_seed(seed)
+    pairs = data.paired_dataset(split_folder(data_dir, "train"), image_size=image_size, direction=direction,
+                                batch_size=batch_size, seed=seed).repeat()
+    photos_to_classes = pairs.map(lambda labels, photos: (photos, class_maps(labels)))
+    segmenter = Segmenter(image_size, ngf)
+    segmenter.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    segmenter.fit(photos_to_classes, steps_per_epoch=steps, epochs=1, verbose=verbose, shuffle=False)
+    return segmenter
+
+
+def fcn_scores(segmenter, photos, label_images, batch_size: int = 16) -> dict[str, float]:
+    """Per-pixel accuracy, per-class accuracy and class IoU of the segmenter's labels for photos (chapter "Reproducing the paper").
+
+    Classes absent from both the truth and the prediction are left out of the class means.
+    """
+    truth = class_maps(label_images)
+    predicted = tf.concat([tf.argmax(segmenter(photos[i:i + batch_size], training=False), axis=-1, output_type=tf.int32)
+                           for i in range(0, len(photos), batch_size)], axis=0)
+    confusion = tf.math.confusion_matrix(tf.reshape(truth, [-1]), tf.reshape(predicted, [-1]), N_CLASSES).numpy()
+    hits, in_truth, in_prediction = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+    present = in_truth > 0
+    union = in_truth + in_prediction - hits
+    return {
+        "per_pixel_acc": float(hits.sum() / confusion.sum()),
+        "per_class_acc": float(np.mean(hits[present] / in_truth[present])),
+        "class_iou": float(np.mean(hits[union > 0] / union[union > 0])),
+    }
