@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     ablate.add_argument("--preset", default="cpu")
     ablate.add_argument("--steps", type=int, help="train steps per run (default: the preset's epochs)")
     ablate.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ablate.add_argument("--segmenter-steps", type=int, default=1500, help="train steps of the FCN-score segmenter")
+    ablate.add_argument("--segmenter-steps", type=int, default=1000, help="train steps of the FCN-score segmenter")
 
     args = parser.parse_args(argv)
     if args.command == "facades":

@@ -103,7 +103,7 @@ def summarize(runs: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | None = None, seeds=(0, 1),
-                  segmenter_steps: int = 1500, progress: bool = True) -> dict:
+                  segmenter_steps: int = 1000, progress: bool = True) -> dict:
     """Train and score every variant for every seed into `out`; returns the results (chapter "Reproducing the paper")."""
     preset = presets.get(preset) if isinstance(preset, str) else preset
     out = Path(out)

@@ -36,12 +36,12 @@ def class_maps(label_images):
     return tf.argmin(distance, axis=-1, output_type=tf.int32)
 
 
-def Segmenter(image_size: int, ngf: int = 32) -> keras.Model:
+def Segmenter(image_size: int, ngf: int = 16) -> keras.Model:
     """The FCN-score's segmenter: a p2p U-Net with 12 class logits per pixel and no dropout."""
     return Generator(image_size, ngf, out_channels=N_CLASSES, dropout=0.0, out_activation="linear", name="segmenter")
 
 
-def train_segmenter(data_dir, image_size: int, *, steps: int = 1500, ngf: int = 32, batch_size: int = 4, seed: int = 0,
+def train_segmenter(data_dir, image_size: int, *, steps: int = 1000, ngf: int = 16, batch_size: int = 4, seed: int = 0,
                     direction: str = "BtoA", verbose: int = 0) -> keras.Model:
     """Train the segmenter on the real photos of data_dir/train to predict their label maps (jittered pairs)."""
     from p2p.training import split_folder
@@ -52,7 +52,7 @@ def train_segmenter(data_dir, image_size: int, *, steps: int = 1500, ngf: int = 
     photos_to_classes = pairs.map(lambda labels, photos: (photos, class_maps(labels)))
     segmenter = Segmenter(image_size, ngf)
     segmenter.compile(optimizer=keras.optimizers.Adam(1e-3),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
     segmenter.fit(photos_to_classes, steps_per_epoch=steps, epochs=1, verbose=verbose, shuffle=False)
     return segmenter
 
