@@ -62,10 +62,12 @@ def main(argv=None) -> int:
             )
             print(args.out)
         elif args.command == "ablate":
-            from p2p.ablate import run_ablations
+            from p2p.ablate import format_table, run_ablations
 
-            run_ablations(args.out, args.preset, steps=args.steps, seeds=args.seeds,
-                          segmenter_steps=args.segmenter_steps)
+            results = run_ablations(args.out, args.preset, steps=args.steps, seeds=args.seeds,
+                                    segmenter_steps=args.segmenter_steps)
+            for table in results["tables"]:
+                print(format_table(results, table), end="\n\n")
             print(args.out / "results.json")
         else:
             for path in translate_files(args.run, args.images, args.out):

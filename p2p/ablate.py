@@ -162,3 +162,42 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
     results["tables"] = table_rows(preset)
     checkpoint_results()
     return results
+
+
+TITLES = {"loss": "Loss ablation", "generator": "Generator ablation (L1 vs L1+cGAN, encoder-decoder vs U-Net)",
+          "discriminator": "Discriminator receptive field (L1+cGAN)"}
+_SHOWN = (("per_pixel_acc", "per-pixel acc"), ("per_class_acc", "per-class acc"), ("class_iou", "class IoU"))
+
+
+def format_table(results: dict, table: str) -> str:
+    """One ablation table as text: FCN-scores mean ± std over seeds beside the paper's Cityscapes numbers."""
+    depths = results["config"]["patch_depths"]
+    lines = [TITLES[table], f"{'':26}" + "".join(f"{label:>17}" for _, label in _SHOWN) + "   | paper (Cityscapes)"]
+    rows = dict(results["tables"][table])
+    if table == "loss":
+        rows["ground truth"] = None
+    for row, variant in rows.items():
+        name = f"{row} (n_layers={depths[row]})" if table == "discriminator" else row
+        if variant is None:
+            ours = "".join(f"{results['ground truth'][key]:>17.3f}" for key, _ in _SHOWN)
+        else:
+            scores = results["variants"][variant]
+            ours = "".join(f"{scores[key]['mean']:>10.3f} ± {scores[key]['std']:.3f}" for key, _ in _SHOWN)
+        paper = " ".join("  -  " if v is None else f"{v:.2f}" for v in PAPER[table][row])
+        lines.append(f"{name:26}{ours}   | {paper}")
+    return "\n".join(lines)
+
+
+def orderings(results: dict, table: str, key: str = "per_pixel_acc") -> list[tuple[str, str, bool]]:
+    """For each pair of rows the paper ranks apart, (better, worse, whether our means rank them the same way)."""
+    index = {"per_pixel_acc": 0, "per_class_acc": 1, "class_iou": 2}[key]
+    rows = results["tables"][table]
+    pairs = []
+    for a in rows:
+        for b in rows:
+            paper_a, paper_b = PAPER[table][a][index], PAPER[table][b][index]
+            if paper_a is None or paper_b is None or not paper_a > paper_b:
+                continue
+            ours_a, ours_b = (results["variants"][rows[r]][key]["mean"] for r in (a, b))
+            pairs.append((a, b, ours_a > ours_b))
+    return pairs

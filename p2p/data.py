@@ -76,10 +76,15 @@ def load_image(file):
     return normalize(np.asarray(decode_file(file).convert("RGB")))
 
 
-def split_pair(image, direction: str = "BtoA"):
-    """Split an A|B image into (input, target): BtoA takes the right half as input (chapter "Data")."""
+def check_direction(direction: str) -> None:
+    """Raise ValueError unless direction is "AtoB" or "BtoA"."""
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', not {direction!r}")
+
+
+def split_pair(image, direction: str = "BtoA"):
+    """Split an A|B image into (input, target): BtoA takes the right half as input (chapter "Data")."""
+    check_direction(direction)
     half = tf.shape(image)[1] // 2
     a, b = image[:, :half], image[:, half:]
     return (b, a) if direction == "BtoA" else (a, b)
@@ -136,8 +141,8 @@ def paired_dataset(
     Files are checked first (see `list_pairs`), decoded once and cached, then shuffled,
     jittered and mirrored (when `jitter`), batched and prefetched.
     """
+    check_direction(direction)
     files = [str(f) for f in list_pairs(path)]
-    split_pair(tf.zeros([1, 2, 3]), direction)  # validates direction before any work
     dataset = tf.data.Dataset.from_tensor_slices(files)
     dataset = dataset.map(lambda f: load_pair(f, direction), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.cache()

@@ -28,6 +28,12 @@ def test_a_tiny_ablation_runs_scores_and_resumes(tmp_path):
         assert 0 <= summary["per_pixel_acc"]["mean"] <= 1 and summary["per_pixel_acc"]["std"] >= 0
     assert {"commit", "date", "machine"} <= set(results["provenance"]) and results["wall_seconds"] > 0
     assert (tmp_path / "samples" / "L1+cGAN.png").exists()
+    loss_table = ablate.format_table(results, "loss")
+    assert "ground truth" in loss_table and "0.66 0.23 0.17" in loss_table  # the paper's L1+cGAN row beside ours
+    assert "70x70 (n_layers=1)" in ablate.format_table(results, "discriminator")
+    pairs = ablate.orderings(results, "loss")
+    assert ("L1+cGAN", "GAN", pairs[0][2]) in pairs or any(p[:2] == ("L1+cGAN", "GAN") for p in pairs)
+    assert len(pairs) == 10  # 5 rows, all ranked apart by the paper
 
     # an interrupted ablation: drop one finished run; the rerun redoes that one only
     saved = json.loads((tmp_path / "results.json").read_text())

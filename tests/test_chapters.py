@@ -10,7 +10,12 @@ import yaml
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 CHAPTERS = sorted(BOOK.glob("*.ipynb"))
-TRAINS = {"03-objective", "04-generator", "05-patchgan", "06-training", "07-play"}
+TINY = {"preset": "tiny"}
+PARAMETERS = {
+    **{name: {**TINY, "steps": 40} for name in ("03-objective", "04-generator", "05-patchgan", "06-training", "07-play")},
+    "08-reproducing": {**TINY, "rerun": True, "steps": 3, "seeds": [0], "segmenter_steps": 5,
+                       "results_dir": "results/ablations-tiny"},
+}
 
 
 def _outputs(notebook):
@@ -34,7 +39,7 @@ def executed(tmp_path_factory):
     def run(name):
         if name not in done:
             folder = tmp_path_factory.mktemp(name)
-            parameters = {"preset": "tiny", **({"steps": 40} if name in TRAINS else {})}
+            parameters = PARAMETERS.get(name, TINY)
             papermill.execute_notebook(
                 str(BOOK / f"{name}.ipynb"), str(folder / f"{name}.ipynb"), parameters=parameters,
                 cwd=str(folder), kernel_name="python3", progress_bar=False,
@@ -124,3 +129,11 @@ def test_training(executed):
 def test_play(executed):
     _, _, kinds = executed("07-play")
     assert "application/vnd.jupyter.widget-view+json" in kinds and "image/png" in kinds
+
+
+def test_reproducing(executed):
+    folder, text, kinds = executed("08-reproducing")
+    for title in ("Loss ablation", "Generator ablation", "Discriminator receptive field"):
+        assert title in text
+    assert re.search(r"loss: \d+ of 10 pairwise orderings as in the paper", text)
+    assert (folder / "results" / "ablations-tiny" / "results.json").exists() and "image/png" in kinds
