@@ -1,14 +1,12 @@
 """The command line: facades, train, translate, and a run killed with SIGKILL that resumes."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from p2p import training
