@@ -126,10 +126,14 @@ def truncate_metrics(path: Path, last_step: int) -> None:
     if not path.exists():
         return
     with path.open() as file:
-        rows = [r for r in csv.DictReader(file) if int(r["step"]) <= last_step]
-    path.unlink()
-    for row in rows:
-        append_metrics(path, row)
+        reader = csv.DictReader(file)
+        rows = [r for r in reader if int(r["step"]) <= last_step]
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(path)  # a kill during the rewrite leaves the old file whole
 
 
 def save_sample(model: Pix2Pix, batch, path: Path) -> None:
