@@ -1,7 +1,7 @@
 """The command line: `python -m p2p facades|train|translate ...` (see README.md).
 
     python -m p2p facades OUT [--seed 0] [--size 256]
-    python -m p2p train --data DIR --preset cpu --out RUN [--steps N]
+    python -m p2p train --data DIR --preset cpu --out RUN [--steps N] [--strategy mirrored] [--precision auto] [--threads 2 1]
     python -m p2p translate --run RUN IMAGE... --out DIR
     python -m p2p ablate --out DIR [--preset cpu] [--steps N] [--seeds 0 1]
 """
@@ -32,6 +32,12 @@ def main(argv=None) -> int:
     train.add_argument("--log-every", type=int, default=50, help="steps per metrics.csv row")
     train.add_argument("--checkpoint-every", type=int, default=200, help="steps per checkpoint")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker", "tpu"],
+                       help="tf.distribute: local GPUs (mirrored), machines named in TF_CONFIG (multi-worker), a TPU")
+    train.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                       help="auto: mixed float16 on a GPU, mixed bfloat16 on a TPU, float32 on a CPU")
+    train.add_argument("--threads", type=int, nargs=2, metavar=("INTER", "INTRA"),
+                       help="TensorFlow's inter-op and intra-op thread pools (e.g. 2 1 for the cpu preset on 2 cores)")
 
     translate = commands.add_parser("translate", help="translate images with a trained run")
     translate.add_argument("--run", type=Path, required=True)
@@ -56,9 +62,12 @@ def main(argv=None) -> int:
 
     try:
         if args.command == "train":
+            if args.threads:
+                training.set_thread_pools(*args.threads)
             training.train(
                 args.data, args.out, args.preset, steps=args.steps, direction=args.direction,
                 log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                strategy=args.strategy, precision=args.precision,
             )
             print(args.out)
         elif args.command == "ablate":

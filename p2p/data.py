@@ -135,17 +135,20 @@ def paired_dataset(
     batch_size: int = 1,
     shuffle: bool = True,
     seed: int | None = None,
+    cache: bool = True,
 ) -> tf.data.Dataset:
     """A tf.data pipeline of (input, target) batches in [-1, 1] from a folder of A|B files (chapter "Data").
 
-    Files are checked first (see `list_pairs`), decoded once and cached, then shuffled,
-    jittered and mirrored (when `jitter`), batched and prefetched.
+    Files are checked first (see `list_pairs`), decoded once and cached (`cache=False` decodes
+    every file on every pass, as the TensorFlow tutorial does), then shuffled, jittered and
+    mirrored (when `jitter`), batched and prefetched.
     """
     check_direction(direction)
     files = [str(f) for f in list_pairs(path)]
     dataset = tf.data.Dataset.from_tensor_slices(files)
     dataset = dataset.map(lambda f: load_pair(f, direction), num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.cache()
+    if cache:
+        dataset = dataset.cache()
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     if jitter:

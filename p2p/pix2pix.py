@@ -11,11 +11,37 @@ import tensorflow as tf
 from p2p import losses
 
 METRICS = ("gen_total", "gen_gan", "gen_l1", "disc")
+PAPER_ADAM = {"learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}  # the paper's optimizer settings
 
 
 def paper_optimizer() -> keras.optimizers.Optimizer:
-    """Adam with the paper's settings: learning rate 2e-4, beta1 0.5, beta2 0.999."""
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999)
+    """Adam with the paper's settings: learning rate 2e-4, beta1 0.5, beta2 0.999 (fused: see FusedAdam)."""
+    return FusedAdam(**PAPER_ADAM)
+
+
+class FusedAdam(keras.optimizers.Adam):
+    """keras.optimizers.Adam whose update is TensorFlow's one fused kernel per variable (chapter "Scaling up").
+
+    Keras writes the Adam update as a dozen element-wise operations, each a pass over every
+    weight and moment; with 57 M weights that is a fifth of a paper-sized train step on a CPU.
+    ResourceApplyAdam computes the same formula in one pass:
+    m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps).
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
 
 
 class Pix2Pix(keras.Model):
@@ -46,12 +72,12 @@ class Pix2Pix(keras.Model):
     def compile(self, gen_optimizer=None, disc_optimizer=None, **kwargs):
         """Set the two optimizers (the paper's Adam by default); other arguments go to keras.Model.compile.
 
-        Under the "mixed_float16" policy both optimizers get dynamic loss scaling.
+        When the generator computes in float16 ("mixed_float16") both optimizers get dynamic loss scaling.
         """
         super().compile(**kwargs)
         self.gen_optimizer = gen_optimizer or paper_optimizer()
         self.disc_optimizer = disc_optimizer or paper_optimizer()
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
+        if self.generator.dtype_policy.name == "mixed_float16":
             self.gen_optimizer = _loss_scaled(self.gen_optimizer)
             self.disc_optimizer = _loss_scaled(self.disc_optimizer)
         # built now, so that a checkpoint can be restored into them before the first step

@@ -19,7 +19,7 @@ class Preset:
     n_layers: int  # PatchGAN depth: 0, 1, 3, 5 give 1x1, 16x16, 70x70, 286x286 fields
     batch_size: int
     epochs: float  # passes over the 400 training facades
-    jit_compile: bool
+    jit_compile: bool | str  # XLA: True, False or "auto" (on with a GPU or TPU; slower than oneDNN on CPUs)
     description: str
 
     def steps(self, train_size: int = 400) -> int:
@@ -30,10 +30,10 @@ class Preset:
 PRESETS = {
     preset.name: preset
     for preset in (
-        Preset("paper", 256, 64, 64, 3, 1, 200, True,
+        Preset("paper", 256, 64, 64, 3, 1, 200, "auto",
                "The paper's facades setting: 256x256, ngf = ndf = 64, 70x70 PatchGAN, batch 1, "
                "200 epochs. For a GPU (Colab): about 80,000 steps."),
-        Preset("cpu", 128, 16, 16, 2, 1, 1.5, True,
+        Preset("cpu", 128, 16, 16, 2, 1, 1.5, "auto",
                "A laptop CPU in about a minute: 128x128, ngf = ndf = 16, a 34x34 PatchGAN (the "
                "same share of the image as 70x70 at 256), 1.5 epochs (600 steps)."),
         Preset("tiny", 32, 8, 8, 1, 1, 1, False,

@@ -12,6 +12,8 @@ import csv
 import dataclasses
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import keras
@@ -33,18 +35,70 @@ def build_model(
     gan_weight: float = 1.0,
     conditional: bool = True,
     n_layers: int | None = None,
+    precision: str = "float32",
 ) -> Pix2Pix:
-    """A compiled Pix2Pix with the preset's sizes; the keywords select the paper's ablations (chapter "The training loop")."""
-    generator = Generator(preset.image_size, preset.ngf, skips=skips)
-    discriminator = Discriminator(
-        preset.image_size,
-        preset.ndf,
-        preset.n_layers if n_layers is None else n_layers,
-        in_channels=6 if conditional else 3,
-    )
+    """A compiled Pix2Pix with the preset's sizes; the keywords select the paper's ablations (chapter "The training loop").
+
+    `precision` is a Keras dtype policy: "float32", "mixed_float16" (GPUs, with loss scaling)
+    or "mixed_bfloat16" (TPUs); see `resolve_precision` and the chapter "Scaling up".
+    """
+    outer_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)  # the layers take the policy they are built under
+    try:
+        generator = Generator(preset.image_size, preset.ngf, skips=skips)
+        discriminator = Discriminator(
+            preset.image_size,
+            preset.ndf,
+            preset.n_layers if n_layers is None else n_layers,
+            in_channels=6 if conditional else 3,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(outer_policy)
     model = Pix2Pix(generator, discriminator, l1_weight=l1_weight, gan_weight=gan_weight, conditional=conditional)
-    model.compile(jit_compile=preset.jit_compile)
+    model.compile(jit_compile=resolve_jit_compile(preset.jit_compile))
     return model
+
+
+def _accelerator() -> str | None:
+    """"TPU" or "GPU" when this process has one, else None (a CPU)."""
+    for kind in ("TPU", "GPU"):
+        if tf.config.list_physical_devices(kind):
+            return kind
+    return None
+
+
+def resolve_jit_compile(setting: bool | str) -> bool:
+    """XLA on or off; "auto" is on with a GPU or TPU and off on a CPU, where it measured slower (chapter "Scaling up")."""
+    return _accelerator() is not None if setting == "auto" else bool(setting)
+
+
+def resolve_precision(setting: str) -> str:
+    """The dtype policy for `setting`; "auto" is mixed_float16 on GPUs, mixed_bfloat16 on TPUs, else float32 (chapter "Scaling up")."""
+    if setting == "auto":
+        return {"GPU": "mixed_float16", "TPU": "mixed_bfloat16"}.get(_accelerator(), "float32")
+    if setting not in PRECISIONS:
+        raise ValueError(f"unknown precision {setting!r}; choose one of auto, {', '.join(PRECISIONS)}")
+    return setting
+
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def set_thread_pools(inter_op: int, intra_op: int) -> None:
+    """Size TensorFlow's two thread pools (0: its default); only before its first operation (chapter "Scaling up").
+
+    Inter-op threads run independent operations side by side; intra-op threads split one
+    operation. With small models on few cores (the cpu preset on 2 cores: inter 2, intra 1)
+    running operations side by side measured faster than splitting each.
+    """
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    except RuntimeError as err:
+        raise RuntimeError(
+            "TensorFlow's thread pools are fixed once it has run an operation: set them first thing "
+            f"(before any model or dataset), e.g. in a fresh process ({err})"
+        ) from None
 
 
 def split_folder(root, split: str) -> Path:
@@ -145,6 +199,41 @@ def save_sample(model: Pix2Pix, batch, path: Path) -> None:
     Image.fromarray(data.to_uint8(np.concatenate(rows, axis=0)).numpy()).save(path)
 
 
+STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
+
+
+def make_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """The tf.distribute strategy called `name`, one of STRATEGIES (explained in the chapter "Scaling up")."""
+    if name == "default":  # this process's one device, or the strategy whose scope we are in
+        return tf.distribute.get_strategy()
+    if name == "mirrored":  # every local GPU, or the CPU
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":  # one process per machine, each told the cluster by TF_CONFIG
+        if not os.environ.get("TF_CONFIG"):
+            example = {"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}
+            raise ValueError(
+                "the multi-worker strategy reads its cluster from the TF_CONFIG environment variable, "
+                "which is not set. Set it in every worker's environment: the same cluster, each worker "
+                f"with its own index (0 is the chief), e.g. TF_CONFIG='{json.dumps(example)}'"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":  # Colab's TPU
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run folder: yes, unless it is a multi-worker run's non-chief worker."""
+    resolver = strategy.cluster_resolver if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
+    if resolver is None or not resolver.task_type:  # a single process
+        return True
+    chief_type = "chief" if "chief" in resolver.cluster_spec().as_dict() else "worker"
+    return resolver.task_type == chief_type and resolver.task_id == 0
+
+
 def train(
     data_dir,
     run_dir,
@@ -155,7 +244,8 @@ def train(
     checkpoint_every: int = 200,
     direction: str = "BtoA",
     seed: int = 0,
-    strategy: tf.distribute.Strategy | None = None,
+    strategy: tf.distribute.Strategy | str = "default",
+    precision: str = "auto",
     progress: bool = True,
     **model_options,
 ) -> Pix2Pix:
@@ -163,7 +253,17 @@ def train(
 
     `steps` defaults to the preset's epochs over the training set; `model_options` go to
     `build_model` (the ablations). Returns the trained model.
+
+    `precision` is "auto" (mixed float16 on GPUs, mixed bfloat16 on TPUs, float32 on CPUs) or
+    one of PRECISIONS; the run's config.json records the one used. `strategy` is a tf.distribute.Strategy or a name for `make_strategy`. With "multi-worker"
+    every worker runs this same call with the same `run_dir`, on a filesystem they all share:
+    all restore from the chief's checkpoints, only the chief writes the run folder, and the
+    other workers, which must take part in every checkpoint, write into a temporary folder
+    deleted at the end.
     """
+    if strategy is None or isinstance(strategy, str):  # first: a multi-worker strategy precedes any TF op
+        strategy = make_strategy(strategy or "default")
+    chief = _is_chief(strategy)
     preset = presets.get(preset) if isinstance(preset, str) else preset
     run_dir = Path(run_dir)
     train_files = data.list_pairs(split_folder(data_dir, "train"))
@@ -173,18 +273,21 @@ def train(
     config = {
         "preset": dataclasses.asdict(preset), "data": str(data_dir), "direction": direction,
         "seed": seed, "steps": steps, "log_every": log_every, "model": model_options,
+        "precision": resolve_precision(precision),
     }
-    _check_config(run_dir, config)
+    _check_config(run_dir, config, write=chief)
+    scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")
+    out_dir = run_dir if chief else Path(scratch.name)
 
-    strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model = build_model(preset, **model_options)
-    manager = tf.train.CheckpointManager(checkpoint_of(model), run_dir / "checkpoints", max_to_keep=2)
-    if manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        model = build_model(preset, precision=config["precision"], **model_options)
+    manager = tf.train.CheckpointManager(checkpoint_of(model), out_dir / "checkpoints", max_to_keep=2)
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))  # the chief's, for every worker
+    if latest:
+        manager.checkpoint.restore(latest).assert_existing_objects_matched()
     done = int(model.gen_optimizer.iterations.numpy())
-    truncate_metrics(run_dir / "metrics.csv", done)
+    truncate_metrics(out_dir / "metrics.csv", done)
     if done >= steps:
         return model
 
@@ -194,20 +297,53 @@ def train(
         split_folder(data_dir, "train"), image_size=preset.image_size, direction=direction,
         batch_size=batch_size, seed=seed + done,
     ).repeat()
+    options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
     sample_dir = split_folder(data_dir, "val" if (Path(data_dir) / "val").is_dir() else "train")
     sample_batch = data.example_batch(sample_dir, image_size=preset.image_size, direction=direction)
-    callbacks = [RunLogger(run_dir, manager, log_every, checkpoint_every, sample_batch)]
-    if progress:
+    callbacks = [RunLogger(out_dir, manager, log_every, checkpoint_every, sample_batch)]
+    if progress and chief:
         callbacks.append(ProgressBar(steps, done))
-    model.fit(
-        dataset, steps_per_epoch=log_every, epochs=math.ceil(steps / log_every),
-        initial_epoch=done // log_every, callbacks=callbacks, verbose=0, shuffle=False,
-    )
+    epochs, initial_epoch = math.ceil(steps / log_every), done // log_every
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit fails under it
+        _fit_multi_worker(model, strategy, dataset, log_every, epochs, initial_epoch, callbacks)
+    else:
+        model.fit(
+            dataset, steps_per_epoch=log_every, epochs=epochs, initial_epoch=initial_epoch,
+            callbacks=callbacks, verbose=0, shuffle=False,
+        )
+    if scratch is not None:
+        scratch.cleanup()
     return model
 
 
-def _check_config(run_dir: Path, config: dict) -> None:
-    """Write config.json for a new run; refuse to resume a run that was started differently."""
+def _fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, initial_epoch, callbacks) -> None:
+    """`model.fit` for MultiWorkerMirroredStrategy, under which Keras 3's fit fails (keras-team/keras#20585).
+
+    Every worker runs each step on its share of the batch; the logs are means over all replicas.
+    """
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+
+    @tf.function
+    def train_step(iterator):
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+
+    callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
+    callbacks.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()  # as fit does: each epoch's logs are the means over its steps
+        callbacks.on_epoch_begin(epoch)
+        for batch in range(steps_per_epoch):
+            logs = train_step(iterator)
+            callbacks.on_train_batch_end(batch, logs)
+        callbacks.on_epoch_end(epoch, logs)
+    callbacks.on_train_end(logs)
+
+
+def _check_config(run_dir: Path, config: dict, write: bool = True) -> None:
+    """Write config.json for a new run (when `write`); refuse to resume a run that was started differently."""
     path = run_dir / "config.json"
     config = json.loads(json.dumps(config))  # as it reads back from JSON
     if path.exists():
@@ -218,8 +354,11 @@ def _check_config(run_dir: Path, config: dict) -> None:
                 f"{path}: this run was started with other settings ({', '.join(changed)} differ). "
                 f"Resume it with the same ones, or give a new run folder."
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2))
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(config, indent=2))
+        partial.replace(path)  # whole at every moment: other workers may be reading it
 
 
 def load_generator(run_dir) -> tuple[keras.Model, dict]:

@@ -1,6 +1,7 @@
 """The command line: facades, train, translate, and a run killed with SIGKILL that resumes."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def test_train_then_translate(facades_root, tmp_path):
     assert training.read_metrics(run / "metrics.csv")["step"].tolist() == [10, 20]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000010.png", "step_0000020.png"]
     assert list((run / "logs").iterdir()), "no TensorBoard events"
-    code, out, err = _run("translate", "--run", run, facades_root / "test" / "1.jpg", facades_root / "test" / "2.jpg",
+    code, _, err = _run("translate", "--run", run, facades_root / "test" / "1.jpg", facades_root / "test" / "2.jpg",
                           "--out", tmp_path / "out")
     assert code == 0, err[-2000:]
     outputs = [Image.open(tmp_path / "out" / name) for name in ("1.png", "2.png")]
@@ -54,6 +55,17 @@ def test_train_names_the_bad_file(tmp_path):
     (tmp_path / "data" / "broken.jpg").write_bytes(b"not an image")
     code, _, err = _run("train", "--data", tmp_path / "data", "--preset", "tiny", "--out", tmp_path / "run")
     assert code == 2 and "broken.jpg" in err and "cannot be decoded" in err
+
+
+def test_train_passes_the_strategy_on(facades_root, tmp_path):
+    code, _, err = _run("train", "--data", facades_root, "--out", tmp_path / "run", "--strategy", "nonsense")
+    assert code == 2 and "multi-worker" in err  # argparse lists the choices
+    without_tf_config = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    process = _p2p("train", "--data", facades_root, "--preset", "tiny", "--out", tmp_path / "run",
+                   "--strategy", "multi-worker", env=without_tf_config)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 2 and "TF_CONFIG" in err, err[-2000:]
+    assert not (tmp_path / "run").exists()  # the strategy comes first, before the run folder
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(facades_root, tmp_path):

@@ -1,0 +1,66 @@
+"""The benchmark: p2p trains exactly as the plain recipe does, FLOPs are counted right, the command runs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from p2p import bench, presets
+
+
+def test_p2p_step_and_the_plain_recipe_give_the_same_training(facades_root):
+    preset = presets.get("tiny")
+    p2p_model = bench._model(preset, fused=True, jit_compile=False)
+    plain_model = bench._model(preset, fused=False, jit_compile=False)
+    plain_step = bench.plain_train_step(plain_model)
+    p2p_model.make_train_function()
+    p2p_batches = iter(bench._dataset(preset, facades_root, cache=True))
+    plain_batches = iter(bench._dataset(preset, facades_root, cache=False))
+    plain_history = []
+    for _ in range(5):
+        p2p_logs = p2p_model.train_function(p2p_batches)  # running means over the steps so far
+        plain_history.append(plain_step(*next(plain_batches)))
+        for name in ("gen_total", "gen_gan", "gen_l1", "disc"):
+            plain_mean = np.mean([float(logs[name]) for logs in plain_history])
+            assert float(p2p_logs[name]) == pytest.approx(plain_mean, rel=1e-4, abs=1e-6), name
+    for a, b in zip(p2p_model.generator.weights + p2p_model.discriminator.weights,
+                    plain_model.generator.weights + plain_model.discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    assert not np.allclose(p2p_model.generator.weights[0].numpy(), bench._model(preset, fused=True, jit_compile=False).generator.weights[0].numpy())
+
+
+def test_conv_flops_counts_a_convolution_and_both_its_gradients():
+    kernel = tf.Variable(tf.random.normal((4, 4, 3, 8)))
+
+    @tf.function
+    def step(inputs, targets):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = tf.nn.conv2d(inputs, kernel, 2, "SAME")  # 8 x 8 x 8 outputs
+            loss = tf.reduce_sum((outputs - targets) ** 2)
+        return tape.gradient(loss, [inputs, kernel])
+
+    inputs = tf.zeros((1, 16, 16, 3))
+    forward = 2 * (8 * 8 * 8) * (4 * 4 * 3)
+    assert bench.conv_flops(step, inputs, tf.zeros((1, 8, 8, 8))) == 3 * forward
+
+
+def test_the_benchmark_command_writes_its_table_and_json(tmp_path):
+    report = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "p2p.bench", "--configs", "tiny", "--repeats", "1", "--seconds", "0.2",
+         "--no-threads", "--json", str(report)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(report.read_text())
+    config = results["configs"]["tiny"]
+    assert set(config["train_steps_per_second"]) == set(bench.VARIANTS)
+    assert all(rate["median"] > 0 for rate in config["train_steps_per_second"].values())
+    assert config["conv_flops_per_step"] > 0 and config["inference_images_per_second"] > 0
+    assert results["matmul_gflops"] > 0 and config["pipeline_images_per_second"]["cached"] > 0
+    for variant in bench.VARIANTS:
+        assert f"tiny    {variant}" in result.stdout
