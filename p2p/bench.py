@@ -156,6 +156,40 @@ def _runner(name, preset, folder):
     return run
 
 
+def training_difference(preset, folder, steps: int = 5) -> dict[str, float]:
+    """Train the same models `steps` steps as p2p and as the plain recipe on the same batches; how far apart they end.
+
+    Returns the largest relative difference of any loss at any step, and the size of the
+    difference between the two runs' weight updates relative to the size of the updates
+    (Adam divides each gradient by its running size, so where a gradient is nearly zero,
+    rounding alone can flip a weight's step: single weights may differ by up to the learning
+    rate, the updates as a whole by far less). Explained in the chapter "Scaling up".
+    """
+    p2p_model = _model(preset, fused=True, jit_compile=False)
+    plain_model = _model(preset, fused=False, jit_compile=False)
+    p2p_start, plain_start = ([w.numpy() for w in _weights(m)] for m in (p2p_model, plain_model))
+    plain_step = plain_train_step(plain_model)
+    p2p_model.make_train_function()
+    p2p_batches = iter(_dataset(preset, folder, cache=True))
+    plain_batches = iter(_dataset(preset, folder, cache=False))
+    plain_history, loss_difference = [], 0.0
+    for _ in range(steps):
+        p2p_logs = p2p_model.train_function(p2p_batches)  # running means over the steps so far
+        plain_history.append({name: float(value) for name, value in plain_step(*next(plain_batches)).items()})
+        for name, value in p2p_logs.items():
+            plain_mean = np.mean([logs[name] for logs in plain_history])
+            loss_difference = max(loss_difference, abs(float(value) - plain_mean) / max(abs(plain_mean), 1e-6))
+    p2p_updates = np.concatenate([(w.numpy() - s).ravel() for w, s in zip(_weights(p2p_model), p2p_start)])
+    plain_updates = np.concatenate([(w.numpy() - s).ravel() for w, s in zip(_weights(plain_model), plain_start)])
+    update_difference = np.linalg.norm(p2p_updates - plain_updates) / np.linalg.norm(plain_updates)
+    return {"losses": float(loss_difference), "updates": float(update_difference)}
+
+
+def _weights(model):
+    """All weights of both networks, trainable or not, in a fixed order."""
+    return model.generator.weights + model.discriminator.weights
+
+
 def time_interleaved(runs: dict, repeats: int, seconds: float) -> dict[str, list[float]]:
     """Calls per second of each run(n), warmed up, then timed in `repeats` rounds of about `seconds` each, in turn."""
     counts = {}
@@ -176,7 +210,11 @@ def time_interleaved(runs: dict, repeats: int, seconds: float) -> dict[str, list
 def inference_rate(preset, folder, repeats: int, seconds: float) -> list[float]:
     """Images per second of the generator at test time (dropout on, batch statistics), batch 1, for each repeat."""
     generator = _model(preset, fused=True, jit_compile=preset.jit_compile).generator
-    translate = tf.function(lambda inputs: generator(inputs, training=True), jit_compile=training.resolve_jit_compile(preset.jit_compile))
+
+    @tf.function(jit_compile=training.resolve_jit_compile(preset.jit_compile))
+    def translate(inputs):
+        return generator(inputs, training=True)
+
     inputs, _ = data.example_batch(training.split_folder(folder, "test"), 1, image_size=preset.image_size)
 
     def run(images):

@@ -15,6 +15,7 @@ PARAMETERS = {
     **{name: {**TINY, "steps": 40} for name in ("03-objective", "04-generator", "05-patchgan", "06-training", "07-play")},
     "08-reproducing": {**TINY, "rerun": True, "steps": 3, "seeds": [0], "segmenter_steps": 5,
                        "results_dir": "results/ablations-tiny"},
+    "09-scaling": {**TINY, "live_seconds": 0.2, "workers_steps": 2},
 }
 
 
@@ -137,3 +138,13 @@ def test_reproducing(executed):
         assert title in text
     assert re.search(r"loss: \d+ of 10 pairwise orderings as in the paper", text)
     assert (folder / "results" / "ablations-tiny" / "results.json").exists() and "image/png" in kinds
+
+
+def test_scaling(executed):
+    _, text, kinds = executed("09-scaling")
+    assert "GFLOP per train step" in text and "plain recipe" in text and "image/png" in kinds
+    assert "the same training, up to float rounding: True" in text
+    assert "mixed_float16   layers compute in float16" in text and "LossScaleOptimizer" in text
+    assert "mixed_bfloat16  layers compute in bfloat16" in text
+    assert "worker 0 finished: exit code 0" in text and "worker 1 finished: exit code 0" in text
+    assert "metrics.csv steps: [2]" in text
