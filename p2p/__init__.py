@@ -2,7 +2,8 @@
 
 Modules, each explained by the chapter of the same idea: facades (the procedural dataset),
 data (paired images and the tf.data pipeline), models (generator and PatchGAN), losses,
-pix2pix (the Pix2Pix keras.Model), presets, training (runs, checkpoints, resuming).
+pix2pix (the Pix2Pix keras.Model), presets, training (runs, checkpoints, resuming,
+precision, tf.distribute), evaluate and ablate (the paper's tables), bench (speed).
 """
 
 _EXPORTS = {

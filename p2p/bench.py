@@ -333,7 +333,7 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": _commit(), "machine": platform.platform(), "processor": platform.processor(),
         "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
-        "accelerator": training._accelerator() or "CPU",
+        "accelerator": training.accelerator() or "CPU",
         "threads": args.threads or "default",
         "matmul_gflops": matmul_gflops(repeats=args.repeats) if args.extras else None,
         "configs": {},

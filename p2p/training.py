@@ -59,8 +59,11 @@ def build_model(
     return model
 
 
-def _accelerator() -> str | None:
-    """"TPU" or "GPU" when this process has one, else None (a CPU)."""
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def accelerator() -> str | None:
+    """"TPU" or "GPU" when this process has one, else None: a CPU (chapter "Scaling up")."""
     for kind in ("TPU", "GPU"):
         if tf.config.list_physical_devices(kind):
             return kind
@@ -69,19 +72,16 @@ def _accelerator() -> str | None:
 
 def resolve_jit_compile(setting: bool | str) -> bool:
     """XLA on or off; "auto" is on with a GPU or TPU and off on a CPU, where it measured slower (chapter "Scaling up")."""
-    return _accelerator() is not None if setting == "auto" else bool(setting)
+    return accelerator() is not None if setting == "auto" else bool(setting)
 
 
 def resolve_precision(setting: str) -> str:
     """The dtype policy for `setting`; "auto" is mixed_float16 on GPUs, mixed_bfloat16 on TPUs, else float32 (chapter "Scaling up")."""
     if setting == "auto":
-        return {"GPU": "mixed_float16", "TPU": "mixed_bfloat16"}.get(_accelerator(), "float32")
+        return {"GPU": "mixed_float16", "TPU": "mixed_bfloat16"}.get(accelerator(), "float32")
     if setting not in PRECISIONS:
         raise ValueError(f"unknown precision {setting!r}; choose one of auto, {', '.join(PRECISIONS)}")
     return setting
-
-
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def set_thread_pools(inter_op: int, intra_op: int) -> None:
@@ -255,7 +255,9 @@ def train(
     `build_model` (the ablations). Returns the trained model.
 
     `precision` is "auto" (mixed float16 on GPUs, mixed bfloat16 on TPUs, float32 on CPUs) or
-    one of PRECISIONS; the run's config.json records the one used. `strategy` is a tf.distribute.Strategy or a name for `make_strategy`. With "multi-worker"
+    one of PRECISIONS; the run's config.json records the one used.
+
+    `strategy` is a tf.distribute.Strategy or a name for `make_strategy`. With "multi-worker"
     every worker runs this same call with the same `run_dir`, on a filesystem they all share:
     all restore from the chief's checkpoints, only the chief writes the run folder, and the
     other workers, which must take part in every checkpoint, write into a temporary folder
