@@ -42,7 +42,7 @@ from p2p.facades import make_facades
 from p2p.pix2pix import PAPER_ADAM
 
 PLAIN = "plain recipe"
-LEVERS = ("+ cached pipeline", "+ fused Adam", "+ XLA")
+CACHED, FUSED, XLA = LEVERS = ("+ cached pipeline", "+ fused Adam", "+ XLA")
 P2P, P2P_XLA = "p2p", "p2p + XLA"
 VARIANTS = (PLAIN, *LEVERS, P2P, P2P_XLA)
 THREADS = ((1, 2), (2, 1))  # (inter-op, intra-op) pool sizes tried in child processes; 0 is TensorFlow's default
@@ -141,9 +141,9 @@ def _runner(name, preset, folder):
         def step():
             return model.train_function(iterator)
     else:
-        model = _model(preset, fused=name == "+ fused Adam", jit_compile=False)
-        train_step = plain_train_step(model, jit_compile=name == "+ XLA")
-        iterator = iter(_dataset(preset, folder, cache=name == "+ cached pipeline"))
+        model = _model(preset, fused=name == FUSED, jit_compile=False)
+        train_step = plain_train_step(model, jit_compile=name == XLA)
+        iterator = iter(_dataset(preset, folder, cache=name == CACHED))
 
         def step():
             return train_step(*next(iterator))
