@@ -4,6 +4,7 @@
     python -m p2p train --data DIR --preset cpu --out RUN [--steps N] [--strategy mirrored] [--precision auto] [--threads 2 1]
     python -m p2p translate --run RUN IMAGE... --out DIR
     python -m p2p ablate --out DIR [--preset cpu] [--steps N] [--seeds 0 1]
+    python -m p2p bookruns [NAME ...]          # the book's shipped models (see p2p.bookruns)
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def main(argv=None) -> int:
     ablate.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ablate.add_argument("--segmenter-steps", type=int, default=1000, help="train steps of the FCN-score segmenter")
 
+    commands.add_parser("bookruns", help="train and export the book runs (p2p.bookruns)", add_help=False)
+
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["bookruns"]:
+        from p2p import bookruns
+
+        return bookruns.main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "facades":
         from p2p.facades import make_facades
@@ -95,6 +104,7 @@ def translate_files(run_dir, images, out_dir) -> list[Path]:
     import tensorflow as tf
 
     from p2p import data, training
+    from p2p.inference import translate
 
     generator, config = training.load_generator(run_dir)
     out_dir = Path(out_dir)
@@ -105,7 +115,7 @@ def translate_files(run_dir, images, out_dir) -> list[Path]:
         if image.shape[1] == 2 * image.shape[0]:
             image, _ = data.split_pair(image, config["direction"])
         image = data.resize(image, config["preset"]["image_size"])
-        output = generator(image[None], training=True)[0]  # test time as in the paper
+        output = translate(generator, image[None])[0]  # test time as in the paper: one image, dropout on
         path = out_dir / f"{Path(image_path).stem}.png"
         tf.io.write_file(str(path), tf.io.encode_png(data.to_uint8(output)))
         written.append(path)

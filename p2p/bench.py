@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from p2p import data, losses, presets, training
 from p2p.facades import make_facades
+from p2p.inference import translate
 from p2p.pix2pix import PAPER_ADAM
 
 PLAIN = "plain recipe"
@@ -208,18 +209,13 @@ def time_interleaved(runs: dict, repeats: int, seconds: float) -> dict[str, list
 
 
 def inference_rate(preset, folder, repeats: int, seconds: float) -> list[float]:
-    """Images per second of the generator at test time (dropout on, batch statistics), batch 1, for each repeat."""
+    """Images per second of `p2p.inference.translate` (one image, dropout on, its own BatchNorm statistics), for each repeat."""
     generator = _model(preset, fused=True, jit_compile=preset.jit_compile).generator
-
-    @tf.function(jit_compile=training.resolve_jit_compile(preset.jit_compile))
-    def translate(inputs):
-        return generator(inputs, training=True)
-
     inputs, _ = data.example_batch(training.split_folder(folder, "test"), 1, image_size=preset.image_size)
 
     def run(images):
         for _ in range(images):
-            outputs = translate(inputs)
+            outputs = translate(generator, inputs)
         return outputs.numpy()
 
     return time_interleaved({"inference": run}, repeats, seconds)["inference"]

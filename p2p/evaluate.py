@@ -1,4 +1,4 @@
-"""Evaluation: L1, PSNR and SSIM, and the paper's FCN-score on the procedural facades.
+"""Evaluation: sharpness and colour spread, L1, PSNR and SSIM, and the paper's FCN-score on the procedural facades.
 
 The FCN-score asks a segmentation network, trained on real photos only, to label generated
 photos; the closer its labels are to the input label map, the more recognisable the generated
@@ -27,6 +27,26 @@ def image_metrics(outputs, targets) -> dict[str, float]:
         "psnr": float(tf.reduce_mean(tf.image.psnr(as_unit(outputs), as_unit(targets), max_val=1.0))),
         "ssim": float(tf.reduce_mean(tf.image.ssim(as_unit(outputs), as_unit(targets), max_val=1.0))),
     }
+
+
+def sharpness(images) -> float:
+    """Mean absolute Laplacian response of [-1, 1] images, in grey: their high-frequency energy (chapter "The conditional GAN objective")."""
+    images = tf.cast(images, tf.float32)
+    kernel = tf.constant([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[:, :, None, None]
+    grey = tf.reduce_mean(images, axis=-1, keepdims=True)
+    return float(tf.reduce_mean(tf.abs(tf.nn.conv2d(grey, kernel, 1, "VALID"))))
+
+
+def colour_spread(images) -> float:
+    """How much the mean colour varies across images: the standard deviation over images of each one's mean R, G, B, averaged (chapter "The conditional GAN objective")."""
+    means = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2])  # (images, 3)
+    return float(tf.reduce_mean(tf.math.reduce_std(means, axis=0)))
+
+
+def blur_measures(outputs, targets) -> dict[str, float]:
+    """Sharpness, colour spread and L1 distance of outputs against their targets: the book's measures of blur (chapter "The conditional GAN objective")."""
+    return {"sharpness": sharpness(outputs), "colour_spread": colour_spread(outputs),
+            "l1": float(tf.reduce_mean(tf.abs(tf.cast(outputs, tf.float32) - tf.cast(targets, tf.float32))))}
 
 
 def class_maps(label_images):

@@ -148,6 +148,12 @@ def colorize(labels: np.ndarray) -> np.ndarray:
 
 
 # Photo rendering -------------------------------------------------------------------------------
+#
+# A rendering draws, per building, everything a label map leaves open: the wall's material, colour
+# and the *phase* of its courses, each window's panes, curtains, shutters and reflections, the
+# spacing of railings and dentils, weathering streaks, light and noise. Fine structure therefore
+# moves from one rendering to the next while the layout stays put, so the per-pixel median of many
+# renderings of one label map is blurred (the chapter "The conditional GAN objective" measures it).
 
 _WALLS = np.array(  # brick, sandstone, plaster tints, grey stone, painted
     [[150, 70, 50], [190, 150, 100], [225, 215, 190], [200, 190, 170], [130, 130, 125],
@@ -163,65 +169,177 @@ def _smooth_noise(rng, size, cells):
     return np.asarray(image, np.float32) / 127.5 - 1.0
 
 
+def _hash(*values, salt=0.0):
+    """A deterministic pseudo-random number in [0, 1) per element of the arrays `values`."""
+    total = salt + sum(np.asarray(v, np.float64) * k for v, k in zip(values, (12.9898, 78.233, 37.719)))
+    return np.modf(np.abs(np.sin(total)) * 43758.5453)[0]
+
+
+def _runs(mask, axis):
+    """For each pixel of a boolean mask, the first index and the length of its run of True along `axis`."""
+    mask = np.moveaxis(mask, axis, -1)
+    index = np.arange(mask.shape[-1])
+    before = np.concatenate([np.zeros_like(mask[..., :1]), mask[..., :-1]], axis=-1)
+    after = np.concatenate([mask[..., 1:], np.zeros_like(mask[..., :1])], axis=-1)
+    first = np.maximum.accumulate(np.where(mask & ~before, index, 0), axis=-1)
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(mask & ~after, index, mask.shape[-1]), -1), axis=-1), -1)
+    return np.moveaxis(first, -1, axis), np.moveaxis(last - first + 1, -1, axis)
+
+
+def _courses(y, x, height, length, rng, joint):
+    """Masonry in pixel units: (joint mask, block id) for courses of `height`, blocks of `length`, at a random phase."""
+    y = y + rng.uniform(0, height)
+    row = np.floor(y / height)
+    x = x + rng.uniform(0, length) + (row % 2) * length * rng.uniform(0.35, 0.65)
+    column = np.floor(x / length)
+    mortar = (y % height < joint) | (x % length < joint)
+    return mortar, row * 131.0 + column
+
+
+def _wall_shading(y, x, size, rng):
+    """A multiplicative texture for walls: brick, stone, boards or stucco, each at its own random phase."""
+    kind = rng.integers(4)
+    unit = size / 256  # lengths below are in pixels of a 256 image
+    if kind == 0:  # brick: thin courses
+        height = unit * rng.uniform(4.0, 7.0)
+        mortar, block = _courses(y, x, height, height * rng.uniform(2.2, 3.2), rng, max(unit * 1.2, 0.8))
+        shade = 1.0 + rng.uniform(0.2, 0.35) * (_hash(block, salt=rng.uniform(0, 100)) - 0.5) * 2
+        return np.where(mortar, rng.choice([rng.uniform(0.5, 0.7), rng.uniform(1.25, 1.4)]), shade)
+    if kind == 1:  # dressed stone: tall blocks, fine joints
+        height = unit * rng.uniform(9.0, 16.0)
+        joints, block = _courses(y, x, height, height * rng.uniform(1.5, 2.8), rng, max(unit * 1.5, 0.8))
+        shade = 1.0 + rng.uniform(0.15, 0.3) * (_hash(block, salt=rng.uniform(0, 100)) - 0.5) * 2
+        return np.where(joints, rng.uniform(0.5, 0.7), shade)
+    if kind == 2:  # horizontal boards or rustication: a lit top edge and a shadowed bottom edge
+        period = unit * rng.uniform(5.0, 10.0)
+        phase = (y + rng.uniform(0, period)) % period / period
+        return 1.0 + rng.uniform(0.2, 0.3) * np.where(phase < 0.2, 1.0, np.where(phase > 0.8, -1.5, 0.0))
+    grain = _smooth_noise(rng, size, max(size // 2, 2))  # stucco: coarse grain and trowel marks
+    return 1.0 + rng.uniform(0.15, 0.25) * grain
+
+
+def _window_pattern(labels, y, x, palette, trim, rng):
+    """Paint each window: panes and mullions, curtains, closed shutters and reflections, drawn per window."""
+    size = labels.shape[0]
+    glass = labels == _CLASS["window"]
+    x0, width = _runs(glass, axis=1)
+    y0, height = _runs(glass, axis=0)
+    u = (x - x0) / np.maximum(width, 1)  # position inside the window, 0..1
+    v = (y - y0) / np.maximum(height, 1)
+    salt = rng.uniform(0, 100)
+    window_id = x0 * 1.0 + y0 * 1000.0
+    chance = lambda k: _hash(window_id, k, salt=salt)  # one random number per window, k-th draw
+
+    colour = palette[_CLASS["window"]] * (0.6 + 0.8 * chance(1))[..., None]  # dark or lit interior
+    reflect = (u + v * rng.uniform(0.3, 1.2) + rng.uniform(0, 1)) % rng.uniform(0.5, 1.2) < rng.uniform(0.1, 0.3)
+    colour = colour + reflect[..., None] * rng.uniform(20, 70)
+    curtain_side = chance(2) < 0.5
+    curtain_depth = np.where(chance(3) < rng.uniform(0.2, 0.7), 0.2 + 0.5 * chance(4), 0.0)
+    curtained = np.where(curtain_side, u < curtain_depth, u > 1 - curtain_depth)
+    cloth = _jitter_colour(rng, np.array([225.0, 215, 195]), 25) * (1 + 0.15 * np.sin(u * rng.uniform(20, 45)))[..., None]
+    colour = np.where(curtained[..., None], cloth, colour)
+    bar = max(size / 256 * rng.uniform(1.0, 2.0), 0.7)  # glazing bars: a transom and mullions, placed per building
+    transom = rng.uniform(0.2, 0.5) * height if rng.random() < 0.7 else -bar
+    mullions = rng.integers(0, 3)
+    offset = rng.uniform(-0.15, 0.15)
+    mullion = np.abs(v * height - transom) < bar / 2
+    for k in range(1, mullions + 1):
+        mullion |= np.abs((u - k / (mullions + 1) - offset * (mullions == 1)) * width) < bar / 2
+    colour = np.where(mullion[..., None], trim, colour)
+    closed = chance(5) < rng.uniform(0.0, 0.4)  # shutters closed over this window: slats
+    slat = max(size / 256 * rng.uniform(2.5, 4.0), 1.5)
+    slats = palette[_CLASS["blind"]] * np.where(((y + rng.uniform(0, slat)) % slat) < slat * 0.35, 0.7, 1.0)[..., None]
+    colour = np.where(closed[..., None], slats, colour)
+    return glass, colour
+
+
+def _jitter_colour(rng, colour, spread=20.0):
+    """A colour moved by Gaussian noise of `spread` per channel, clipped to [0, 255]."""
+    return np.clip(colour + rng.normal(0, spread, 3), 0, 255)
+
+
 def render_photo(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Render a photo-like RGB image of a label map with a randomly drawn appearance (chapter "Data").
 
-    Wall material and colour, glass, shutter and door paint, sky, light direction and
-    strength, texture and weathering are all drawn from `rng`; none of them is in the labels.
+    Drawn from `rng`, none of it in the labels: the wall's material, colour and the phase of
+    its courses; per window, its panes, curtains, closed shutters and reflections; the slats of
+    shutters, the bars of railings, the panels of doors, dentils under cornices; weathering
+    streaks; light direction and strength; noise.
     """
     size = labels.shape[0]
-    jitter = lambda colour, spread=20.0: np.clip(colour + rng.normal(0, spread, 3), 0, 255)
-    wall = jitter(_WALLS[rng.integers(len(_WALLS))], 15.0)
-    trim = jitter(np.array([235.0, 230, 220]) if rng.random() < 0.6 else wall * 0.8)
-    paint = jitter(rng.uniform(30, 200, 3), 10.0)
+    unit = size / 256
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    is_ = lambda *names: np.isin(labels, [_CLASS[n] for n in names])
+
+    wall = _jitter_colour(rng, _WALLS[rng.integers(len(_WALLS))], 15.0)
+    trim = _jitter_colour(rng, np.array([235.0, 230, 220]) if rng.random() < 0.6 else wall * 0.8)
+    paint = _jitter_colour(rng, rng.uniform(30, 200, 3), 10.0)
     palette = np.stack([
-        jitter(np.array([150.0, 180, 220]) if rng.random() < 0.6 else np.array([120.0, 115, 110]), 25),
-        wall,                                            # facade
-        jitter(rng.uniform(15, 70) * np.array([0.8, 0.9, 1.0]), 8.0),  # window glass
-        paint * 0.7,                                     # door
-        trim,                                            # cornice
-        trim * 0.95,                                     # sill
-        jitter(np.array([60.0, 60, 60]) if rng.random() < 0.5 else trim * 0.8),  # balcony
-        paint,                                           # blind
-        trim * 0.9,                                      # deco
-        trim,                                            # molding
-        wall * rng.uniform(0.75, 1.1),                   # pillar
-        jitter(rng.uniform(20, 90, 3), 10.0),            # shop front
+        _jitter_colour(rng, np.array([150.0, 180, 220]) if rng.random() < 0.6 else np.array([120.0, 115, 110]), 25),
+        wall,                                                               # facade
+        _jitter_colour(rng, rng.uniform(15, 70) * np.array([0.8, 0.9, 1.0]), 8.0),  # window glass
+        paint * 0.7,                                                        # door
+        trim,                                                               # cornice
+        trim * 0.95,                                                        # sill
+        _jitter_colour(rng, np.array([60.0, 60, 60]) if rng.random() < 0.5 else trim * 0.8),  # balcony
+        paint,                                                              # blind
+        trim * 0.9,                                                         # deco
+        trim,                                                               # molding
+        wall * rng.uniform(0.75, 1.1),                                      # pillar
+        _jitter_colour(rng, rng.uniform(20, 90, 3), 10.0),                   # shop front
     ]).astype(np.float32)
     photo = palette[labels]
 
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    wall_like = np.isin(labels, (_CLASS["facade"], _CLASS["pillar"]))
-    texture = rng.integers(3)
-    if texture == 0:  # bricks: mortar lines, every other course shifted by half a brick
-        course = max(size // rng.integers(40, 70), 2)
-        row = (y * size // course).astype(int)
-        brick = (x * size + (row % 2) * course * 1.5) // (course * 3)
-        mortar = ((y * size) % course < 1) | ((x * size + (row % 2) * course * 1.5) % (course * 3) < 1)
-        shade = 1.0 + 0.08 * np.sin(brick * 12.9898 + row * 78.233)
-        photo[wall_like] *= (np.where(mortar, 0.8, shade)[wall_like])[:, None]
-    elif texture == 1:  # stucco: fine grain
-        grain = 1.0 + 0.06 * _smooth_noise(rng, size, size // 2)
-        photo[wall_like] *= grain[wall_like][:, None]
-    # weathering: large blotches everywhere
-    photo *= (1.0 + rng.uniform(0.03, 0.12) * _smooth_noise(rng, size, 6))[..., None]
+    walls = is_("facade", "pillar")
+    photo[walls] *= _wall_shading(y, x, size, rng)[walls][:, None]
+    glass, window_colour = _window_pattern(labels, y, x, palette, trim, rng)
+    photo[glass] = window_colour[glass]
 
-    glass = np.isin(labels, (_CLASS["window"], _CLASS["shop"]))
-    reflection = rng.uniform(0.0, 80.0) * np.clip(1.0 - 2.0 * ((y * size * rng.uniform(2, 6)) % size) / size, 0, 1)
-    photo[glass] += reflection[glass][:, None]
+    def stripes(along, period, duty, phase=None):  # 1 on a fraction `duty` of each period, at a random phase
+        phase = rng.uniform(0, period) if phase is None else phase
+        return ((along + phase) % period) < period * duty
 
-    projecting = np.isin(labels, [_CLASS[c] for c in ("cornice", "sill", "balcony", "deco", "molding")])
+    slat = unit * rng.uniform(2.5, 4.5)  # open shutters beside the windows: horizontal slats
+    photo[is_("blind")] *= np.where(stripes(y, slat, 0.35), 0.7, 1.0)[is_("blind")][:, None]
+    railing = is_("balcony")  # balcony railings: vertical bars
+    photo[railing] = np.where(stripes(x, unit * rng.uniform(4, 9), 0.4)[railing][:, None],
+                              palette[_CLASS["balcony"]], photo[railing] * 0.55 + 20)
+    dentils = is_("cornice", "deco")  # dentils and ornaments: small repeated blocks
+    photo[dentils] *= np.where(stripes(x, unit * rng.uniform(4, 10), 0.5), 1.0, 0.7)[dentils][:, None]
+    door = is_("door")  # door: vertical planks or panels
+    photo[door] *= np.where(stripes(x, unit * rng.uniform(3, 12), 0.2), 0.65, 1.0)[door][:, None]
+    shop = is_("shop")  # shop window: glass, mullions at a random spacing, goods behind
+    photo[shop] *= np.where(stripes(x, unit * rng.uniform(15, 40), 0.12), 2.2, 1.0 + 0.5 * _hash(
+        np.floor(x / (unit * 5)), np.floor(y / (unit * 7)), salt=rng.uniform(0, 100)))[shop][:, None]
+
+    streaks = rng.integers(2, 14)  # weathering: dark streaks running down the wall from random places
+    for _ in range(streaks):
+        x_start, y_start = rng.uniform(0, size), rng.uniform(0, size * 0.8)
+        width, length = unit * rng.uniform(1.5, 5), size * rng.uniform(0.1, 0.5)
+        fade = np.clip(1 - (y - y_start) / length, 0, 1) * (np.abs(x - x_start) < width) * (y > y_start)
+        photo[walls] *= (1 - rng.uniform(0.15, 0.35) * fade[walls])[:, None]
+    photo *= (1.0 + rng.uniform(0.03, 0.12) * _smooth_noise(rng, size, 6))[..., None]  # large blotches
+
+    projecting = is_("cornice", "sill", "balcony", "deco", "molding")
     drop = max(int(size * rng.uniform(0.004, 0.015)), 1)
     shadow = np.zeros_like(projecting)
     shadow[drop:] = projecting[:-drop] & ~projecting[drop:]
     photo[shadow] *= rng.uniform(0.45, 0.75)
 
     angle = rng.uniform(0, 2 * np.pi)
-    light = 1.0 + rng.uniform(0.1, 0.4) * ((x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle))
+    light = 1.0 + rng.uniform(0.1, 0.4) * ((x / size - 0.5) * np.cos(angle) + (y / size - 0.5) * np.sin(angle))
     photo = photo * light[..., None] * rng.uniform(0.75, 1.15)
-    photo += rng.normal(0, rng.uniform(2, 6), photo.shape)
+    # The photo is not the label map's exact projection: annotations are drawn by hand, so edges
+    # sit up to a few pixels off their label boxes. A small random shift and scale per building.
+    pad = int(np.ceil(0.03 * size)) + 1  # edge pixels repeated, so the shift brings nothing black in
+    image = Image.fromarray(np.pad(np.clip(photo, 0, 255).astype(np.uint8), ((pad, pad), (pad, pad), (0, 0)), "edge"))
+    scale, (dx, dy) = 1.0 + rng.uniform(-0.015, 0.015), rng.uniform(-0.012, 0.012, 2) * size
+    origin = pad + size / 2 * (1 - scale)
+    image = image.transform((size, size), Image.AFFINE, (scale, 0, origin + dx, 0, scale, origin + dy),
+                            resample=Image.BILINEAR)
+    photo = np.asarray(image, np.float32) + rng.normal(0, rng.uniform(2, 5), (size, size, 3))
     image = Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
-    return np.asarray(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9) * size / 256)))
+    return np.asarray(image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.6) * unit)))
 
 
 def facade_pair(seed, size: int = 256) -> np.ndarray:

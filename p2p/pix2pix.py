@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from p2p import losses
+from p2p import inference, losses
 
 METRICS = ("gen_total", "gen_gan", "gen_l1", "disc")
 PAPER_ADAM = {"learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}  # the paper's optimizer settings
@@ -91,9 +91,9 @@ class Pix2Pix(keras.Model):
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
-    def translate(self, inputs):
-        """Generate outputs as the paper does at test time: dropout on and batch statistics in BatchNorm."""
-        return self.generator(inputs, training=True)
+    def translate(self, inputs, *, dropout=True):
+        """Outputs for test inputs as the paper makes them: one image at a time, dropout on (see `p2p.inference.translate`)."""
+        return inference.translate(self.generator, inputs, dropout=dropout)
 
     def discriminate(self, inputs, outputs, training=False):
         """D's patch logits for (input, output) pairs, or for the outputs alone when unconditional."""
@@ -134,20 +134,6 @@ class Pix2Pix(keras.Model):
         variables = self.discriminator.trainable_variables
         self.disc_optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
-
-    def test_step(self, data):
-        inputs, targets = data
-        outputs = self.translate(inputs)
-        gen_l1 = losses.l1_loss(targets, outputs)
-        if self.gan_weight:
-            real = self.discriminate(inputs, targets, training=True)
-            fake = self.discriminate(inputs, outputs, training=True)
-            disc = losses.discriminator_loss(real, fake)
-            gen_gan = losses.generator_gan_loss(fake)
-        else:
-            disc = gen_gan = tf.constant(0.0)
-        gen_total = self.gan_weight * gen_gan + self.l1_weight * gen_l1
-        return self._record(gen_total, gen_gan, gen_l1, disc)
 
 
 def _loss_scaled(optimizer):

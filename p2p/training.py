@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import subprocess
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from p2p import data, presets
 from p2p.models import Discriminator, Generator
+from p2p.inference import translate
 from p2p.pix2pix import METRICS, Pix2Pix
 
 
@@ -193,7 +195,7 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 def save_sample(model: Pix2Pix, batch, path: Path) -> None:
     """Save input | output | target rows for a fixed batch, as generated at test time."""
     inputs, targets = batch
-    outputs = model.translate(inputs)
+    outputs = translate(model.generator, inputs)
     rows = [np.concatenate(row, axis=1) for row in zip(inputs, outputs, targets)]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(data.to_uint8(np.concatenate(rows, axis=0)).numpy()).save(path)
@@ -289,9 +291,16 @@ def train(
     if latest:
         manager.checkpoint.restore(latest).assert_existing_objects_matched()
     done = int(model.gen_optimizer.iterations.numpy())
+    if done > steps:
+        raise ValueError(
+            f"{run_dir} has already trained {done} steps, more than the {steps} asked for: give at least "
+            f"{done} steps to continue it, a new run folder to train {steps}, or load it with load_generator()."
+        )
     truncate_metrics(out_dir / "metrics.csv", done)
-    if done >= steps:
+    if done == steps:
         return model
+    if done and progress and chief:
+        print(f"resuming {run_dir} at step {done} of {steps}", flush=True)
 
     keras.utils.set_random_seed(seed + done)  # a resumed run does not replay the same dropout masks
     batch_size = preset.batch_size * strategy.num_replicas_in_sync
@@ -364,7 +373,11 @@ def _check_config(run_dir: Path, config: dict, write: bool = True) -> None:
 
 
 def load_generator(run_dir) -> tuple[keras.Model, dict]:
-    """The generator of a run's latest checkpoint, and the run's config (chapter "The training loop")."""
+    """The generator of a run folder and the run's config (chapter "The training loop").
+
+    A run folder written by `train` gives its latest checkpoint; a compact one (a book run, see
+    `p2p.bookruns`) gives its generator.npz.
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.exists():
@@ -372,8 +385,50 @@ def load_generator(run_dir) -> tuple[keras.Model, dict]:
     config = json.loads(config_path.read_text())
     preset = presets.Preset(**config["preset"])
     generator = Generator(preset.image_size, preset.ngf, skips=config["model"].get("skips", True))
+    if (run_dir / "generator.npz").exists():
+        set_weights_from(generator, run_dir / "generator.npz")
+        return generator, config
     latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     if latest is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint yet; let the run reach its first one.")
     tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
     return generator, config
+
+
+def save_weights_to(model: keras.Model, path) -> None:
+    """Save every weight of a model (BatchNorm's moving statistics included) in float16, compressed, to one .npz."""
+    arrays = {f"{i:03d}": np.asarray(w, np.float16) for i, w in enumerate(model.get_weights())}
+    write_atomically(Path(path), lambda file: np.savez_compressed(file, **arrays))
+
+
+def set_weights_from(model: keras.Model, path) -> None:
+    """Load weights written by `save_weights_to` into a model of the same architecture."""
+    with np.load(path) as saved:
+        weights = [saved[key].astype(np.float32) for key in sorted(saved.files)]
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    if [w.shape for w in weights] != expected:
+        raise ValueError(f"{path}: these weights do not fit {model.name} ({len(weights)} arrays for {len(expected)}): "
+                         f"the folder's config.json and its weights disagree")
+    model.set_weights(weights)
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call write(file) on a temporary file beside `path`, then move it into place: `path` is never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as file:
+        write(file)
+    partial.replace(path)
+
+
+def commit_of_package() -> str:
+    """The git commit p2p was run from, with "+changes" when its tree differed from it; "unknown" outside git."""
+    root = Path(__file__).parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=root).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               check=True, cwd=root).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if dirty else "")

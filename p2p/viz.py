@@ -108,6 +108,7 @@ def facade_editor(generator, image_size: int, display_size: int = 256):
     from PIL import Image
 
     from p2p import data, facades
+    from p2p.inference import translate
 
     floors = widgets.IntSlider(value=4, min=2, max=8, description="floors")
     windows = widgets.IntSlider(value=4, min=1, max=7, description="windows/floor")
@@ -120,7 +121,7 @@ def facade_editor(generator, image_size: int, display_size: int = 256):
 
     def paint(label_rgb):
         inputs = data.normalize(label_rgb)[None]
-        photo = generator(data.resize(inputs, image_size), training=True)[0]  # test time as in the paper
+        photo = translate(generator, data.resize(inputs, image_size))[0]  # test time as in the paper
         label_view.value = _png(label_rgb, display_size)
         photo_view.value = _png(photo, display_size)
 
@@ -153,3 +154,30 @@ def facade_editor(generator, image_size: int, display_size: int = 256):
     pictures = widgets.HBox([widgets.VBox([widgets.Label("label map"), label_view]),
                              widgets.VBox([widgets.Label("generated photo"), photo_view])])
     return widgets.HBox([controls, pictures])
+
+
+def plot_milestones(runs: dict, measures=("sharpness", "colour_spread", "l1")):
+    """Each run's test-split measures against its training steps (from `p2p.bookruns.milestones`), the real photos' as a line."""
+    figure, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.3), squeeze=False)
+    for axis, measure in zip(axes[0], measures):
+        for name, milestones in runs.items():
+            steps = sorted(step for step in milestones if step != "truth")
+            axis.plot(steps, [milestones[s][measure] for s in steps], marker="o", label=name)
+        truth = next(iter(runs.values()))["truth"][measure]
+        if truth:
+            axis.axhline(truth, color="grey", linestyle="--", label="real photos")
+        axis.set_xscale("log")
+        axis.set_xlabel("training steps")
+        axis.set_title(measure.replace("_", " ") + (" to the ground truth" if measure == "l1" else ""))
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def show_milestone_samples(samples: dict, rows: int = 3, size: float = 1.9):
+    """Test examples as a run saw them during training: input, the output at each milestone, target (from `p2p.bookruns.samples`)."""
+    steps = sorted((key for key in samples if key.startswith("step_")), key=lambda key: int(key[5:]))
+    columns = {"input": samples["inputs"][:rows]}
+    columns.update({f"{int(key[5:]):,} steps": samples[key][:rows] for key in steps})
+    columns["ground truth"] = samples["targets"][:rows]
+    return show_columns(columns, size=size)

@@ -1,0 +1,251 @@
+"""Book runs: the models behind the chapters' headline figures, trained once and shipped by name.
+
+    python -m p2p bookruns [NAME ...]            # train (or resume) them, then export them to p2p/trained/
+
+Each book run is a `p2p.training.train` run on the procedural facades with the `book` preset,
+trained in a resumable work folder. On the way it stops at a few step counts (`MILESTONES`) to
+measure its outputs on the whole test split (one image at a time, the paper's test protocol) and
+to save the same test examples, so the chapters can show what shorter runs give. When it
+finishes, the run is exported to a compact folder that the repository ships:
+
+    config.json       the run's configuration (as `train` wrote it)
+    generator.npz     the generator's weights in float16 (and discriminator.npz where a chapter needs D)
+    metrics.csv       the training losses
+    milestones.json   sharpness, colour spread and L1 on the test split at each milestone
+    samples.npz       the first test inputs, their targets and the outputs at each milestone (uint8)
+    provenance.json   the command, steps, training time, machine, TensorFlow version and commit
+
+`p2p.training.load_generator(folder)` loads the generator; `load(name)` finds a book run by name.
+Explained in the chapter "The conditional GAN objective" (and used by chapters 3 to 7).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from p2p import presets
+
+#: Where the shipped book runs live: inside the package, so that `pip install` (Colab) brings them too.
+SHIPPED = Path(__file__).resolve().parent / "trained"
+
+#: Fractions of a book run's steps at which it is measured and sampled on the way.
+MILESTONES = (0.025, 0.1, 0.25, 0.5, 1.0)
+
+
+def milestone_steps(steps: int) -> list[int]:
+    """The step counts at which a run of `steps` steps is measured: MILESTONES of it, at least one step each."""
+    return sorted({max(int(round(fraction * steps)), 1) for fraction in MILESTONES})
+
+
+#: How many test examples each milestone keeps as samples.
+SAMPLES = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class BookRun:
+    """One shipped model: a name, what it shows, its `build_model` options and whether its discriminator ships too."""
+
+    name: str
+    description: str
+    options: dict
+    keep_discriminator: bool = False
+
+
+BOOK_RUNS = {
+    run.name: run
+    for run in (
+        BookRun("l1", "U-Net trained with L1 alone (the paper's 'L1' row)", {"gan_weight": 0.0}),
+        BookRun("l1-cgan", "U-Net trained with L1 + cGAN, the paper's objective", {}, keep_discriminator=True),
+        BookRun("encoder-decoder", "encoder-decoder (no skips) trained with L1 + cGAN", {"skips": False}),
+    )
+}
+
+
+def get(name: str) -> BookRun:
+    """The book run called `name`, with the known names in the error if there is none."""
+    try:
+        return BOOK_RUNS[name]
+    except KeyError:
+        raise ValueError(f"unknown book run {name!r}; the book runs are {', '.join(BOOK_RUNS)}") from None
+
+
+def folder(name: str, root=None) -> Path:
+    """The shipped folder of book run `name` (under `root`, default p2p/trained)."""
+    return Path(root or SHIPPED) / get(name).name
+
+
+def load(name: str, root=None, *, verbose: bool = True):
+    """The generator of book run `name` and its config; prints the run's provenance (chapters 3 to 7).
+
+    Every figure made from a book run says which run it is: this line is it.
+    """
+    from p2p import training
+
+    path = folder(name, root)
+    generator, config = training.load_generator(path)
+    if verbose:
+        print(describe(name, root))
+    return generator, config
+
+
+def load_discriminator(name: str, root=None):
+    """The discriminator of book run `name`, when the run ships it (chapter "The PatchGAN discriminator")."""
+    from p2p import training
+
+    path = folder(name, root)
+    if not (path / "discriminator.npz").exists():
+        raise FileNotFoundError(f"{path}: this book run ships no discriminator; the ones that do: "
+                                f"{', '.join(r.name for r in BOOK_RUNS.values() if r.keep_discriminator)}")
+    config = json.loads((path / "config.json").read_text())
+    discriminator = training.build_model(presets.Preset(**config["preset"]), **config["model"]).discriminator
+    training.set_weights_from(discriminator, path / "discriminator.npz")
+    return discriminator
+
+
+def describe(name: str, root=None) -> str:
+    """One line saying which book run this is and how it was made."""
+    path = folder(name, root)
+    provenance = json.loads((path / "provenance.json").read_text())
+    return (f"book run {name!r} ({get(name).description}): {provenance['steps']:,} steps in "
+            f"{provenance['train_seconds'] / 60:.0f} min on {provenance['machine']}, commit {_short(provenance['commit'])}, "
+            f"`{provenance['command']}`")
+
+
+def _short(commit: str) -> str:
+    """A commit as its first 10 hex digits, keeping a "+changes" mark."""
+    return commit[:10] + ("+changes" if commit.endswith("+changes") else "")
+
+
+def milestones(name: str, root=None) -> dict:
+    """The measures of book run `name` at each milestone: {step: {"sharpness": ..., ...}}, plus the real photos' under "truth"."""
+    raw = json.loads((folder(name, root) / "milestones.json").read_text())
+    return {key if key == "truth" else int(key): value for key, value in raw.items()}
+
+
+def samples(name: str, root=None) -> dict[str, np.ndarray]:
+    """The saved test examples of book run `name`: "inputs", "targets" and "step_<n>" outputs, uint8."""
+    with np.load(folder(name, root) / "samples.npz") as saved:
+        return {key: saved[key] for key in saved.files}
+
+
+def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Preset | str = "book",
+                   steps: int | None = None, seed: int = 0, progress: bool = True) -> Path:
+    """Train (or resume) book run `name` in work/<name>-<preset>, measuring at each milestone, then export it to out/<name>.
+
+    `steps` defaults to the preset's epochs. Interrupted, the same call resumes from the last
+    checkpoint and keeps the milestones already measured. Returns the exported folder. A
+    chapter's `retrain = True` calls this.
+    """
+    from p2p import data, evaluate, facades, training
+    from p2p.inference import translate
+
+    run = get(name)
+    preset = presets.get(preset) if isinstance(preset, str) else preset
+    milestones_at = milestone_steps(steps or preset.steps())
+    work_dir = Path(work) / f"{run.name}-{preset.name}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = facades.make_facades(Path(work) / f"facades-{preset.image_size}", seed=seed, size=preset.image_size,
+                                    progress=False)
+    test_inputs, test_targets = data.example_batch(data_dir / "test", facades.SPLITS["test"], image_size=preset.image_size)
+    state_path = work_dir / "bookrun.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"train_seconds": 0.0, "milestones": {}}
+    state["milestones"]["truth"] = evaluate.blur_measures(test_targets, test_targets)
+    outputs_at = {}
+    samples_path = work_dir / "samples.npz"
+    if samples_path.exists():
+        with np.load(samples_path) as saved:
+            outputs_at = {key: saved[key] for key in saved.files}
+    log_every = math.gcd(100, *milestones_at)  # a metrics row at every milestone, the same for every call
+    for step in milestones_at:
+        if str(step) in state["milestones"]:
+            continue
+        clock = time.monotonic()
+        model = training.train(data_dir, work_dir / "run", preset, steps=step, seed=seed, log_every=log_every,
+                               checkpoint_every=1000, progress=progress, **run.options)
+        state["train_seconds"] += time.monotonic() - clock
+        outputs = translate(model.generator, test_inputs)
+        state["milestones"][str(step)] = evaluate.blur_measures(outputs, test_targets)
+        outputs_at[f"step_{step}"] = data.to_uint8(outputs[:SAMPLES]).numpy()
+        outputs_at["inputs"] = data.to_uint8(test_inputs[:SAMPLES]).numpy()
+        outputs_at["targets"] = data.to_uint8(test_targets[:SAMPLES]).numpy()
+        training.write_atomically(samples_path, lambda file: np.savez_compressed(file, **outputs_at))
+        training.write_atomically(state_path, lambda file: file.write(json.dumps(state, indent=2).encode()))
+        if progress:
+            print(f"{name} at step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in state["milestones"][str(step)].items()),
+                  flush=True)
+    model = training.train(data_dir, work_dir / "run", preset, steps=milestones_at[-1], seed=seed, progress=False,
+                           log_every=log_every, checkpoint_every=1000, **run.options)
+    command = f"python -m p2p bookruns {run.name}" + ("" if preset.name == "book" else f" --preset {preset.name}") \
+        + (f" --steps {steps}" if steps else "") + (f" --seed {seed}" if seed else "")
+    return export(run, model, work_dir, state, Path(out or SHIPPED) / run.name, command)
+
+
+def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command: str) -> Path:
+    """Write the compact shipped folder of a finished book run (weights in float16) and return it."""
+    from p2p import training
+
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    config = json.loads((work_dir / "run" / "config.json").read_text())
+    config["data"] = "procedural facades"  # where it was trained is a path of that machine
+    (partial / "config.json").write_text(json.dumps(config, indent=2))
+    training.save_weights_to(model.generator, partial / "generator.npz")
+    if run.keep_discriminator:
+        training.save_weights_to(model.discriminator, partial / "discriminator.npz")
+    shutil.copy(work_dir / "run" / "metrics.csv", partial / "metrics.csv")
+    shutil.copy(work_dir / "samples.npz", partial / "samples.npz")
+    (partial / "milestones.json").write_text(json.dumps(state["milestones"], indent=2))
+    provenance = {
+        "command": command,
+        "steps": int(model.gen_optimizer.iterations.numpy()),
+        "train_seconds": round(state["train_seconds"], 1),
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()}",
+        "tensorflow": _tensorflow_version(),
+        "python": platform.python_version(),
+        "commit": training.commit_of_package(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+    }
+    (partial / "provenance.json").write_text(json.dumps(provenance, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    partial.replace(out)
+    return out
+
+
+def _tensorflow_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def main(argv=None) -> int:
+    """`python -m p2p bookruns [NAME ...] [--work DIR] [--out DIR]`: train and export the book runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m p2p bookruns", description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help=f"book runs to train (default all: {', '.join(BOOK_RUNS)})")
+    parser.add_argument("--work", default="book/runs", help="where the resumable training runs go")
+    parser.add_argument("--out", default=None, help="where the compact runs are exported (default p2p/trained)")
+    parser.add_argument("--preset", default="book", help="another preset, for a quick look (tiny, cpu) or a GPU (paper)")
+    parser.add_argument("--steps", type=int, help="train steps (default: the preset's epochs)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name in args.names or list(BOOK_RUNS):
+        path = train_book_run(name, args.work, args.out, preset=args.preset, steps=args.steps, seed=args.seed)
+        print(describe(name, path.parent), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

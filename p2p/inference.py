@@ -1,0 +1,77 @@
+"""Test time as the paper runs it: every image through the generator on its own, dropout on.
+
+The paper keeps dropout on at test time and lets BatchNorm normalise with the statistics of
+the test batch, which is one image (its appendix and code test at batch size 1). Passing a
+batch of several test images to `generator(x, training=True)` would pool BatchNorm's statistics
+across them, so that each output depends on the other images. `translate` is the one way test
+images reach a generator in p2p. Explained in the chapter "The training loop".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import weakref
+
+import keras
+import tensorflow as tf
+
+# One compiled translator per generator and dropout setting, built on first use.
+_TRANSLATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def translate(generator: keras.Model, inputs, *, dropout: bool = True) -> tf.Tensor:
+    """Translate a batch of test images one image at a time, the paper's way (chapter "The training loop").
+
+    Each image goes through the generator alone with `training=True`: dropout on (off with
+    `dropout=False`, which makes the result deterministic) and BatchNorm normalising it by its
+    own statistics. BatchNorm's moving averages, which pix2pix never uses, are left as they were.
+    Returns float32 outputs of the inputs' batch shape.
+    """
+    inputs = tf.convert_to_tensor(inputs, tf.float32)
+    if inputs.shape.rank == 3:
+        raise ValueError(f"translate takes a batch of images (batch, height, width, channels), not one image of "
+                         f"shape {tuple(inputs.shape)}: pass image[None]")
+    translators = _TRANSLATORS.setdefault(generator, {})
+    if dropout not in translators:
+        translators[dropout] = _one_by_one(generator, dropout)
+    moving = [v for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
+              for v in (layer.moving_mean, layer.moving_variance)]
+    saved = [tf.identity(v) for v in moving]
+    outputs = translators[dropout](inputs)
+    for variable, value in zip(moving, saved):
+        variable.assign(value)
+    return outputs
+
+
+def _one_by_one(generator: keras.Model, dropout: bool):
+    """A tf.function mapping the generator over a batch, one image per call, in order."""
+    # A partial, not a closure: TensorFlow counts retracing per code object, and would warn
+    # about "retracing" when several generators each trace their own translator once.
+    return tf.function(functools.partial(_translate_each, generator, dropout), reduce_retracing=True)
+
+
+def _translate_each(generator: keras.Model, dropout: bool, images):
+    with contextlib.ExitStack() as stack:
+        if not dropout:  # read when the graph is traced: this graph has no dropout in it
+            stack.enter_context(_dropout_off(generator))
+        return tf.map_fn(
+            lambda image: tf.cast(generator(image[None], training=True)[0], tf.float32),
+            images,
+            fn_output_signature=tf.float32,
+            parallel_iterations=1,  # one after the other: each draws its own dropout masks
+        )
+
+
+@contextlib.contextmanager
+def _dropout_off(generator: keras.Model):
+    """Set every Dropout layer's rate to 0 for the duration (BatchNorm still uses batch statistics)."""
+    dropouts = [layer for layer in generator.layers if isinstance(layer, keras.layers.Dropout)]
+    rates = [layer.rate for layer in dropouts]
+    try:
+        for layer in dropouts:
+            layer.rate = 0.0
+        yield
+    finally:
+        for layer, rate in zip(dropouts, rates):
+            layer.rate = rate

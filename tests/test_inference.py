@@ -1,0 +1,57 @@
+"""Test time as the paper runs it: each test image through the generator on its own."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from p2p.inference import translate
+from p2p.models import Generator
+
+
+@pytest.fixture(scope="module")
+def generator():
+    keras.utils.set_random_seed(0)
+    return Generator(32, 8)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return tf.random.stateless_uniform((5, 32, 32, 3), seed=[1, 2], minval=-1, maxval=1)
+
+
+def test_a_batch_is_translated_as_its_images_one_by_one(generator, images):
+    together = translate(generator, images, dropout=False)
+    alone = tf.concat([translate(generator, images[i:i + 1], dropout=False) for i in range(len(images))], axis=0)
+    np.testing.assert_array_equal(together.numpy(), alone.numpy())  # dropout off: exactly the same numbers
+
+
+def test_pooling_batchnorm_statistics_across_images_would_fail_that_test(generator, images):
+    alone = translate(generator, images, dropout=False)
+    pooled = generator(images, training=True)  # the mistake: one BatchNorm batch of five test images
+    assert float(tf.reduce_max(tf.abs(pooled - alone))) > 0.05
+    # an image's output then depends on which other images share its batch
+    swapped = generator(tf.concat([images[:1], images[3:]], axis=0), training=True)
+    assert float(tf.reduce_max(tf.abs(swapped[0] - pooled[0]))) > 0.05
+
+
+def test_dropout_stays_on_and_each_image_draws_its_own_masks(generator, images):
+    twice = tf.concat([images[:1], images[:1]], axis=0)
+    outputs = translate(generator, twice)
+    assert float(tf.reduce_max(tf.abs(outputs[0] - outputs[1]))) > 1e-3
+    quiet = translate(generator, twice, dropout=False)
+    np.testing.assert_array_equal(quiet[0].numpy(), quiet[1].numpy())
+    assert all(layer.rate == 0.5 for layer in generator.layers if isinstance(layer, keras.layers.Dropout))
+
+
+def test_batchnorm_moving_statistics_are_left_alone(generator, images):
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    before = [layer.moving_mean.numpy().copy() for layer in norms]
+    translate(generator, images)
+    for layer, saved in zip(norms, before):
+        np.testing.assert_array_equal(layer.moving_mean.numpy(), saved)
+
+
+def test_one_image_without_a_batch_axis_is_refused(generator, images):
+    with pytest.raises(ValueError, match=r"image\[None\]"):
+        translate(generator, images[0])
