@@ -8,6 +8,7 @@ discriminator".
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -84,6 +85,15 @@ def Generator(
     return keras.Model(inputs, outputs, name=name or ("unet" if skips else "encoder_decoder"))
 
 
+class _Block(NamedTuple):
+    """One PatchGAN layer: a convolution (with BatchNorm unless it is the first), then LeakyReLU(0.2)."""
+
+    filters: int
+    kernel: int
+    stride: int
+    batch_norm: bool
+
+
 def Discriminator(
     image_size: int = 256,
     ndf: int = 64,
@@ -102,24 +112,25 @@ def Discriminator(
         raise ValueError(f"n_layers must be 0 (PixelGAN) or more, not {n_layers}")
     inputs = keras.Input((image_size, image_size, in_channels), name="pair")
     if n_layers == 0:  # PixelGAN: 1x1 convolutions only
-        plan = [(ndf, 1, 1, False), (2 * ndf, 1, 1, True)]
+        plan = [_Block(ndf, 1, 1, False), _Block(2 * ndf, 1, 1, True)]
         kernel, pad = 1, 0
-    else:
-        plan = [(ndf, 4, 2, False)]
-        plan += [(ndf * min(2**n, 8), 4, 2, True) for n in range(1, n_layers)]
-        plan += [(ndf * min(2**n_layers, 8), 4, 1, True)]
+    else:  # C64 (no BatchNorm), then stride-2 Ck doubling up to 8 * ndf, then one stride-1 Ck
+        plan = [_Block(ndf, 4, 2, False)]
+        plan += [_Block(ndf * min(2**n, 8), 4, 2, True) for n in range(1, n_layers)]
+        plan += [_Block(ndf * min(2**n_layers, 8), 4, 1, True)]
         kernel, pad = 4, 1
     side = image_size
-    for _, size, stride, _ in plan + [(1, kernel, 1, False)]:
-        side = (side + 2 * pad - size) // stride + 1
+    for block in plan + [_Block(1, kernel, 1, False)]:
+        side = (side + 2 * pad - block.kernel) // block.stride + 1
     if side < 1:
         raise ValueError(f"image_size {image_size} is too small for n_layers={n_layers}: use fewer layers")
     x = inputs
-    for k, (width, size, stride, norm) in enumerate(plan):
+    for k, block in enumerate(plan):
         if pad:
             x = layers.ZeroPadding2D(pad, name=f"c{k + 1}_pad")(x)
-        x = layers.Conv2D(width, size, stride, use_bias=not norm, kernel_initializer=_init(), name=f"c{k + 1}_conv")(x)
-        if norm:
+        x = layers.Conv2D(block.filters, block.kernel, block.stride, use_bias=not block.batch_norm,
+                          kernel_initializer=_init(), name=f"c{k + 1}_conv")(x)
+        if block.batch_norm:
             x = _batch_norm(f"c{k + 1}_bn")(x)
         x = layers.LeakyReLU(0.2, name=f"c{k + 1}_lrelu")(x)
     if pad:

@@ -101,22 +101,39 @@ class Pix2Pix(keras.Model):
         return self.discriminator(pair, training=training)
 
     def train_step(self, data):
-        inputs, targets = data
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync  # gradients are summed over replicas
-        with tf.GradientTape() as gen_tape:
-            outputs = self.generator(inputs, training=True)
+        """One step of the paper's algorithm: a gradient step on D, then one on G (chapter "The training loop")."""
+        inputs, targets = data  # label maps and photos: (batch, size, size, 3) each, in [-1, 1]
+        gen_tape = tf.GradientTape()
+        with gen_tape:  # G's forward pass, recorded for G's step
+            outputs = self.generator(inputs, training=True)  # (batch, size, size, 3)
+        disc = self.train_discriminator(inputs, targets, outputs) if self.gan_weight else tf.constant(0.0)
+        gen_total, gen_gan, gen_l1 = self.train_generator(gen_tape, inputs, targets, outputs)
+        return self._record(gen_total, gen_gan, gen_l1, disc)
+
+    def train_discriminator(self, inputs, targets, outputs):
+        """D's step: real pairs toward "real", generated pairs toward "fake", on the halved loss; returns the loss."""
+        with tf.GradientTape() as tape:
+            real = self.discriminate(inputs, targets, training=True)  # (batch, n, n, 1): a logit per patch
+            fake = self.discriminate(inputs, tf.stop_gradient(outputs), training=True)  # D's step leaves G alone
+            loss = losses.discriminator_loss(real, fake)
+            scaled = self.disc_optimizer.scale_loss(loss / _replicas())
+        variables = self.discriminator.trainable_variables
+        self.disc_optimizer.apply(tape.gradient(scaled, variables), variables)
+        return loss
+
+    def train_generator(self, tape, inputs, targets, outputs):
+        """G's step: fool the just-updated D and stay near the target in L1; `tape` holds G's forward pass."""
+        with tape:  # recording again: D's verdict on the outputs must reach G's weights through them
             gen_l1 = losses.l1_loss(targets, outputs)
             if self.gan_weight:
-                with gen_tape.stop_recording():
-                    disc = self._discriminator_step(inputs, targets, tf.stop_gradient(outputs), replicas)
                 gen_gan = losses.generator_gan_loss(self.discriminate(inputs, outputs, training=True))
             else:
-                disc = gen_gan = tf.constant(0.0)
+                gen_gan = tf.constant(0.0)
             gen_total = self.gan_weight * gen_gan + self.l1_weight * gen_l1
-            scaled = self.gen_optimizer.scale_loss(gen_total / replicas)
+            scaled = self.gen_optimizer.scale_loss(gen_total / _replicas())
         variables = self.generator.trainable_variables
-        self.gen_optimizer.apply(gen_tape.gradient(scaled, variables), variables)
-        return self._record(gen_total, gen_gan, gen_l1, disc)
+        self.gen_optimizer.apply(tape.gradient(scaled, variables), variables)
+        return gen_total, gen_gan, gen_l1
 
     def _record(self, *values):
         """Add one step's losses to the running means and return the means, in METRICS order."""
@@ -124,16 +141,10 @@ class Pix2Pix(keras.Model):
             tracker.update_state(value)
         return {tracker.name: tracker.result() for tracker in self.trackers}
 
-    def _discriminator_step(self, inputs, targets, outputs, replicas):
-        """One Adam step on D's halved loss over a real and a generated pair; returns the loss."""
-        with tf.GradientTape() as tape:
-            real = self.discriminate(inputs, targets, training=True)
-            fake = self.discriminate(inputs, outputs, training=True)
-            loss = losses.discriminator_loss(real, fake)
-            scaled = self.disc_optimizer.scale_loss(loss / replicas)
-        variables = self.discriminator.trainable_variables
-        self.disc_optimizer.apply(tape.gradient(scaled, variables), variables)
-        return loss
+
+def _replicas() -> int:
+    """How many replicas share a step: tf.distribute sums their gradients, so each loss is divided by it."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _loss_scaled(optimizer):
