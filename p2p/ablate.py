@@ -15,7 +15,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -79,20 +78,6 @@ def table_rows(preset: presets.Preset) -> dict[str, dict[str, str]]:
     }
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _save(path: Path, results: dict) -> None:
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(results, indent=2))
-    partial.replace(path)  # never a half-written results.json
-
-
 SCORES = ("per_pixel_acc", "per_class_acc", "class_iou", "l1", "psnr", "ssim")
 
 
@@ -118,7 +103,7 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
     results.setdefault("config", config)
     results.setdefault("runs", {})
     results.setdefault("wall_seconds", 0.0)
-    results["provenance"] = {"commit": _commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    results["provenance"] = {"commit": training.commit_of_package(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                              "machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
     clock = time.monotonic()
 
@@ -127,7 +112,7 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
         now = time.monotonic()
         results["wall_seconds"] += now - clock
         clock = now
-        _save(results_path, results)
+        training.write_atomically(results_path, lambda file: file.write(json.dumps(results, indent=2).encode()))
 
     data_dir = facades.make_facades(out / "data", size=preset.image_size, progress=progress)
     test_inputs, test_targets = data.example_batch(data_dir / "test", facades.SPLITS["test"], image_size=preset.image_size)

@@ -299,7 +299,7 @@ def train(
     truncate_metrics(out_dir / "metrics.csv", done)
     if done == steps:
         return model
-    if done and progress and chief:
+    if done and chief:
         print(f"resuming {run_dir} at step {done} of {steps}", flush=True)
 
     keras.utils.set_random_seed(seed + done)  # a resumed run does not replay the same dropout masks
