@@ -2,8 +2,9 @@
 
 Modules, each explained by the chapter of the same idea: facades (the procedural dataset),
 data (paired images and the tf.data pipeline), models (generator and PatchGAN), losses,
-pix2pix (the Pix2Pix keras.Model), presets, training (runs, checkpoints, resuming,
-precision, tf.distribute), evaluate and ablate (the paper's tables), bench (speed).
+pix2pix (the Pix2Pix keras.Model), inference (test time, one image at a time), presets,
+training (runs, checkpoints, resuming, precision, tf.distribute), bookruns (the book's trained
+models), evaluate and ablate (the paper's tables), bench (speed).
 """
 
 _EXPORTS = {

@@ -1,0 +1,95 @@
+"""Book runs: the shipped models load by name, carry their provenance, and show the paper's lessons."""
+
+import json
+
+import numpy as np
+import pytest
+
+from p2p import bookruns, data, evaluate, facades, training
+from p2p.inference import translate
+
+
+@pytest.mark.parametrize("name", list(bookruns.BOOK_RUNS))
+def test_every_book_run_is_shipped_with_its_provenance(name):
+    folder = bookruns.folder(name)
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["command"] == f"python -m p2p bookruns {name}"
+    assert provenance["steps"] == bookruns.milestone_steps(provenance["steps"])[-1] > 0
+    assert provenance["train_seconds"] > 0 and len(provenance["commit"]) >= 40
+    config = json.loads((folder / "config.json").read_text())
+    assert config["preset"]["name"] == "book" and config["model"] == bookruns.get(name).options
+    steps = sorted(k for k in bookruns.milestones(name) if k != "truth")
+    assert steps == bookruns.milestone_steps(provenance["steps"])
+    samples = bookruns.samples(name)
+    assert samples["inputs"].shape == samples[f"step_{steps[-1]}"].shape == (bookruns.SAMPLES, 128, 128, 3)
+    assert (folder / "discriminator.npz").exists() == bookruns.get(name).keep_discriminator
+    assert training.read_metrics(folder / "metrics.csv")["step"][-1] == provenance["steps"]
+    assert name in bookruns.describe(name) and provenance["command"] in bookruns.describe(name)
+
+
+def test_the_shipped_weights_stay_small():
+    size = sum(f.stat().st_size for f in bookruns.SHIPPED.rglob("*") if f.is_file())
+    assert size < 60e6
+
+
+@pytest.fixture(scope="module")
+def test_split(tmp_path_factory):
+    root = facades.make_facades(tmp_path_factory.mktemp("facades-128"), size=128, progress=False)
+    return data.example_batch(root / "test", facades.SPLITS["test"], image_size=128)
+
+
+@pytest.fixture(scope="module")
+def measured(test_split):
+    """Each book run's measures on the whole test split, translated one image at a time."""
+    inputs, targets = test_split
+    results = {"truth": evaluate.blur_measures(targets, targets)}
+    for name in bookruns.BOOK_RUNS:
+        generator, _ = bookruns.load(name, verbose=False)
+        results[name] = evaluate.blur_measures(translate(generator, inputs), targets)
+    return results
+
+
+def test_l1_cgan_is_sharp_and_l1_alone_is_blurred(measured):
+    truth, l1, cgan = measured["truth"], measured["l1"], measured["l1-cgan"]
+    assert cgan["sharpness"] >= 0.7 * truth["sharpness"]
+    assert cgan["sharpness"] >= 1.5 * l1["sharpness"]
+    assert l1["l1"] < cgan["l1"]  # L1 alone is closest in L1, which it minimises
+
+
+def test_the_shipped_milestones_are_what_the_models_give(measured):
+    for name in bookruns.BOOK_RUNS:
+        saved = bookruns.milestones(name)
+        final = saved[max(k for k in saved if k != "truth")]
+        for key in ("sharpness", "colour_spread", "l1"):  # dropout draws differ; the measures barely move
+            assert final[key] == pytest.approx(measured[name][key], rel=0.1, abs=0.005)
+
+
+def test_the_encoder_decoder_draws_the_layout_not_one_average_facade(test_split):
+    inputs, targets = test_split
+    generator, _ = bookruns.load("encoder-decoder", verbose=False)
+    outputs = translate(generator, inputs, dropout=False).numpy()
+    grey = outputs.mean(-1).reshape(len(outputs), -1)
+    truth = targets.numpy().mean(-1).reshape(len(targets), -1)
+    centred = lambda a: a - a.mean(1, keepdims=True)
+    correlation = (centred(grey) * centred(truth)).sum(1) / np.sqrt((centred(grey) ** 2).sum(1) * (centred(truth) ** 2).sum(1))
+    assert np.mean(correlation) > 0.3  # its light and dark follow each building's layout
+    average = grey.mean(0)
+    assert np.mean(np.abs(grey - average)) > 0.1  # and differ from building to building
+
+
+def test_a_book_run_retrains_and_exports_at_any_preset(tmp_path):
+    out = bookruns.train_book_run("l1-cgan", work=tmp_path / "work", out=tmp_path / "book", preset="tiny", steps=4,
+                                  progress=False)
+    assert set(bookruns.milestones("l1-cgan", out.parent)) == {1, 2, 4, "truth"}
+    generator, config = training.load_generator(out)
+    assert config["preset"]["name"] == "tiny" and generator.input_shape[1] == 32
+    assert bookruns.load_discriminator("l1-cgan", out.parent).output_shape[1:3] == (14, 14)
+    assert "--preset tiny --steps 4" in bookruns.describe("l1-cgan", out.parent)
+    again = bookruns.train_book_run("l1-cgan", work=tmp_path / "work", out=tmp_path / "book", preset="tiny", steps=4,
+                                    progress=False)  # finished: nothing is trained again
+    assert json.loads((again / "provenance.json").read_text())["steps"] == 4
+
+
+def test_an_unknown_book_run_names_the_known_ones():
+    with pytest.raises(ValueError, match="l1, l1-cgan, encoder-decoder"):
+        bookruns.load("l2")
