@@ -144,8 +144,8 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
     """Train (or resume) book run `name` in work/<name>-<preset>, measuring at each milestone, then export it to out/<name>.
 
     `steps` defaults to the preset's epochs. Interrupted, the same call resumes from the last
-    checkpoint and keeps the milestones already measured. Returns the exported folder. A
-    chapter's `retrain = True` calls this.
+    checkpoint and keeps the milestones already measured; called again with more steps, it
+    extends a finished run. Returns the exported folder. A chapter's `retrain = True` calls this.
     """
     from p2p import data, evaluate, facades, training
     from p2p.inference import translate
@@ -166,9 +166,11 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
     if samples_path.exists():
         with np.load(samples_path) as saved:
             outputs_at = {key: saved[key] for key in saved.files}
-    log_every = math.gcd(100, *milestones_at)  # a metrics row at every milestone, the same for every call
+    config_path = work_dir / "run" / "config.json"  # a run keeps its logging interval when it is extended
+    log_every = json.loads(config_path.read_text())["log_every"] if config_path.exists() else math.gcd(50, *milestones_at)
     for step in milestones_at:
-        if str(step) in state["milestones"]:
+        measured = [int(s) for s in state["milestones"] if s != "truth"]
+        if step in measured or step < max(measured, default=0):  # done, or passed before a run was extended
             continue
         clock = time.monotonic()
         model = training.train(data_dir, work_dir / "run", preset, steps=step, seed=seed, log_every=log_every,

@@ -14,12 +14,12 @@ def test_every_book_run_is_shipped_with_its_provenance(name):
     folder = bookruns.folder(name)
     provenance = json.loads((folder / "provenance.json").read_text())
     assert provenance["command"] == f"python -m p2p bookruns {name}"
-    assert provenance["steps"] == bookruns.milestone_steps(provenance["steps"])[-1] > 0
+    assert provenance["steps"] > 0
     assert provenance["train_seconds"] > 0 and len(provenance["commit"]) >= 40
     config = json.loads((folder / "config.json").read_text())
     assert config["preset"]["name"] == "book" and config["model"] == bookruns.get(name).options
     steps = sorted(k for k in bookruns.milestones(name) if k != "truth")
-    assert steps == bookruns.milestone_steps(provenance["steps"])
+    assert steps[-1] == provenance["steps"] and len(steps) >= 5
     samples = bookruns.samples(name)
     assert samples["inputs"].shape == samples[f"step_{steps[-1]}"].shape == (bookruns.SAMPLES, 128, 128, 3)
     assert (folder / "discriminator.npz").exists() == bookruns.get(name).keep_discriminator
