@@ -43,9 +43,15 @@ def colour_spread(images) -> float:
     return float(tf.reduce_mean(tf.math.reduce_std(means, axis=0)))
 
 
+def colourfulness(images) -> float:
+    """How far pixels are from grey: the mean absolute difference of R, G and B from their mean, over all pixels (chapter "The conditional GAN objective")."""
+    images = tf.cast(images, tf.float32)
+    return float(tf.reduce_mean(tf.abs(images - tf.reduce_mean(images, axis=-1, keepdims=True))))
+
+
 def blur_measures(outputs, targets) -> dict[str, float]:
-    """Sharpness, colour spread and L1 distance of outputs against their targets: the book's measures of blur (chapter "The conditional GAN objective")."""
-    return {"sharpness": sharpness(outputs), "colour_spread": colour_spread(outputs),
+    """Sharpness, colour spread, colourfulness and L1 distance of outputs against their targets: the book's measures of blur (chapter "The conditional GAN objective")."""
+    return {"sharpness": sharpness(outputs), "colour_spread": colour_spread(outputs), "colourfulness": colourfulness(outputs),
             "l1": float(tf.reduce_mean(tf.abs(tf.cast(outputs, tf.float32) - tf.cast(targets, tf.float32))))}
 
 

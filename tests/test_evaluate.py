@@ -43,3 +43,15 @@ def test_segmenter_learns_the_real_photos(facades_root):
     scores = evaluate.fcn_scores(segmenter, targets, inputs)
     facade_share = float(tf.reduce_mean(tf.cast(evaluate.class_maps(inputs) == 1, tf.float32)))
     assert scores["per_pixel_acc"] > facade_share  # better than calling everything wall
+
+
+def test_blur_measures_on_known_images():
+    flat = tf.fill((4, 16, 16, 3), 0.2)
+    measures = evaluate.blur_measures(flat, flat)
+    assert measures == {"sharpness": 0.0, "colour_spread": 0.0, "colourfulness": 0.0, "l1": 0.0}
+    columns = tf.cast(tf.reshape(tf.range(16 * 16) % 2 * 2 - 1, (1, 16, 16, 1)), tf.float32)  # columns of +1 and -1
+    stripes = tf.tile(columns, (1, 1, 1, 3))
+    assert evaluate.sharpness(stripes) == pytest.approx(4.0)  # the Laplacian is +-4 at every pixel
+    red_and_blue = tf.constant([[[[1.0, -1, -1]]], [[[-1.0, -1, 1]]]])
+    assert evaluate.colour_spread(red_and_blue) == pytest.approx(2 / 3)  # R and B spread by 1, G not at all
+    assert evaluate.colourfulness(red_and_blue) == pytest.approx(8 / 9)  # |1 + 1/3| + 2 |-1 + 1/3|, over 3
