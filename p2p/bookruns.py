@@ -168,10 +168,15 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
             outputs_at = {key: saved[key] for key in saved.files}
     config_path = work_dir / "run" / "config.json"  # a run keeps its logging interval when it is extended
     log_every = json.loads(config_path.read_text())["log_every"] if config_path.exists() else math.gcd(50, *milestones_at)
+    session_recorded = False
     for step in milestones_at:
         measured = [int(s) for s in state["milestones"] if s != "truth"]
         if step in measured or step < max(measured, default=0):  # done, or passed before a run was extended
             continue
+        if not session_recorded:  # which code trained which steps, when a run spans several sessions
+            state.setdefault("trained_at", []).append({"commit": training.commit_of_package(),
+                                                       "from_step": max(measured, default=0)})
+            session_recorded = True
         clock = time.monotonic()
         model = training.train(data_dir, work_dir / "run", preset, steps=step, seed=seed, log_every=log_every,
                                checkpoint_every=1000, progress=progress, **run.options)
@@ -216,7 +221,8 @@ def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command:
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()}",
         "tensorflow": _tensorflow_version(),
         "python": platform.python_version(),
-        "commit": training.commit_of_package(),
+        "commit": training.commit_of_package(),  # of the package that exported the run
+        "trained_at": state.get("trained_at", []),  # the commit of each training session and its first step
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
     }
     (partial / "provenance.json").write_text(json.dumps(provenance, indent=2))

@@ -423,12 +423,12 @@ def write_atomically(path: Path, write) -> None:
 
 
 def commit_of_package() -> str:
-    """The git commit p2p was run from, with "+changes" when its tree differed from it; "unknown" outside git."""
+    """The git commit p2p was run from, with "+changes" when the package's files differed from it; "unknown" outside git."""
     root = Path(__file__).parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=root).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                               check=True, cwd=root).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], capture_output=True,
+                               text=True, check=True, cwd=root).stdout.strip()  # the package's own files only
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+changes" if dirty else "")
