@@ -68,6 +68,7 @@ BOOK_RUNS = {
         BookRun("l1", "U-Net trained with L1 alone (the paper's 'L1' row)", {"gan_weight": 0.0}),
         BookRun("l1-cgan", "U-Net trained with L1 + cGAN, the paper's objective", {}, keep_discriminator=True),
         BookRun("encoder-decoder", "encoder-decoder (no skips) trained with L1 + cGAN", {"skips": False}),
+        BookRun("encoder-decoder-l1", "encoder-decoder (no skips) trained with L1 alone", {"skips": False, "gan_weight": 0.0}),
     )
 }
 

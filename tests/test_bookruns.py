@@ -91,5 +91,5 @@ def test_a_book_run_retrains_and_exports_at_any_preset(tmp_path):
 
 
 def test_an_unknown_book_run_names_the_known_ones():
-    with pytest.raises(ValueError, match="l1, l1-cgan, encoder-decoder"):
+    with pytest.raises(ValueError, match="l1, l1-cgan, encoder-decoder, encoder-decoder-l1"):
         bookruns.load("l2")
