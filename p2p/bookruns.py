@@ -118,8 +118,9 @@ def describe(name: str, root=None) -> str:
     """One line saying which book run this is and how it was made."""
     path = folder(name, root)
     provenance = json.loads((path / "provenance.json").read_text())
+    commits = " then ".join(_short(c["commit"]) for c in provenance.get("trained_at") or [provenance])
     return (f"book run {name!r} ({get(name).description}): {provenance['steps']:,} steps in "
-            f"{provenance['train_seconds'] / 60:.0f} min on {provenance['machine']}, commit {_short(provenance['commit'])}, "
+            f"{provenance['train_seconds'] / 60:.0f} min on {provenance['machine']}, trained at commit {commits}, "
             f"`{provenance['command']}`")
 
 
