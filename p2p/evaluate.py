@@ -49,6 +49,21 @@ def colourfulness(images) -> float:
     return float(tf.reduce_mean(tf.abs(images - tf.reduce_mean(images, axis=-1, keepdims=True))))
 
 
+def window_contrast(photos, label_images) -> float:
+    """How much darker photos are where their label maps have windows than where they have wall (chapter "The generator").
+
+    Per image: mean brightness on "facade" pixels minus mean brightness on "window" pixels,
+    divided by the image's brightness spread; averaged over images. Zero when the windows are
+    not drawn where the label map puts them, as in one average facade for every input.
+    """
+    grey = tf.reduce_mean(tf.cast(photos, tf.float32), axis=-1)  # (images, height, width)
+    classes = class_maps(label_images)
+    window = tf.cast(classes == facades.CLASSES.index("window"), tf.float32)
+    wall = tf.cast(classes == facades.CLASSES.index("facade"), tf.float32)
+    mean_on = lambda mask: tf.reduce_sum(grey * mask, axis=[1, 2]) / tf.maximum(tf.reduce_sum(mask, axis=[1, 2]), 1.0)
+    return float(tf.reduce_mean((mean_on(wall) - mean_on(window)) / (tf.math.reduce_std(grey, axis=[1, 2]) + 1e-6)))
+
+
 def blur_measures(outputs, targets) -> dict[str, float]:
     """Sharpness, colour spread, colourfulness and L1 distance of outputs against their targets: the book's measures of blur (chapter "The conditional GAN objective")."""
     return {"sharpness": sharpness(outputs), "colour_spread": colour_spread(outputs), "colourfulness": colourfulness(outputs),

@@ -108,9 +108,10 @@ def test_generator(executed):
     assert "54,413,955 trainable parameters" in text and "2,768,705 trainable parameters" in text
     assert "bottleneck_norm=True : two different inputs give identical outputs" in text
     assert "bottleneck_norm=False: two different inputs give different outputs" in text
-    assert "book run 'encoder-decoder' (" in text
-    rows = re.findall(r"L1 to ground truth on the test split: (\d+\.\d+), layout correlation (-?\d+\.\d+)", text)
-    assert len(rows) == 2 and all(0 < float(l1) < 1 and -1 <= float(r) <= 1 for l1, r in rows)
+    assert "book run 'encoder-decoder' (" in text and "book run 'encoder-decoder-l1' (" in text
+    rows = re.findall(r"window contrast (-?\d+\.\d+), L1 to ground truth (\d+\.\d+)", text)
+    assert len(rows) == 4 and all(abs(float(w)) < 10 and 0 < float(l1) < 1 for w, l1 in rows)
+    assert re.search(r"real photos +window contrast 0\.\d\d", text)
 
 
 def test_patchgan(executed):

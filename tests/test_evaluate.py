@@ -55,3 +55,12 @@ def test_blur_measures_on_known_images():
     red_and_blue = tf.constant([[[[1.0, -1, -1]]], [[[-1.0, -1, 1]]]])
     assert evaluate.colour_spread(red_and_blue) == pytest.approx(2 / 3)  # R and B spread by 1, G not at all
     assert evaluate.colourfulness(red_and_blue) == pytest.approx(8 / 9)  # |1 + 1/3| + 2 |-1 + 1/3|, over 3
+
+
+def test_window_contrast_sees_windows_where_the_label_map_has_them():
+    labels = facades.label_map(facades.Facade(floors=3, windows_per_floor=3), 64)
+    label_image = data.normalize(facades.colorize(labels))[None]
+    dark_windows = tf.where((labels == facades.CLASSES.index("window"))[None, ..., None], -0.8, 0.6) * tf.ones((1, 64, 64, 3))
+    assert evaluate.window_contrast(dark_windows, label_image) > 1.5
+    assert evaluate.window_contrast(-dark_windows, label_image) < -1.5  # light windows on a dark wall
+    assert evaluate.window_contrast(tf.random.stateless_uniform((1, 64, 64, 3), [0, 1]), label_image) == pytest.approx(0, abs=0.1)
