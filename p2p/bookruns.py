@@ -103,13 +103,16 @@ def load(name: str, root=None, *, verbose: bool = True):
 def load_discriminator(name: str, root=None):
     """The discriminator of book run `name`, when the run ships it (chapter "The PatchGAN discriminator")."""
     from p2p import training
+    from p2p.models import Discriminator
 
     path = folder(name, root)
     if not (path / "discriminator.npz").exists():
         raise FileNotFoundError(f"{path}: this book run ships no discriminator; the ones that do: "
                                 f"{', '.join(r.name for r in BOOK_RUNS.values() if r.keep_discriminator)}")
     config = json.loads((path / "config.json").read_text())
-    discriminator = training.build_model(presets.Preset(**config["preset"]), **config["model"]).discriminator
+    preset, options = presets.Preset(**config["preset"]), config["model"]
+    discriminator = Discriminator(preset.image_size, preset.ndf, options.get("n_layers", preset.n_layers),
+                                  in_channels=6 if options.get("conditional", True) else 3)
     training.set_weights_from(discriminator, path / "discriminator.npz")
     return discriminator
 
