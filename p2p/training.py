@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import subprocess
 import json
 import math
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -24,8 +24,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from p2p import data, presets
-from p2p.models import Discriminator, Generator
 from p2p.inference import translate
+from p2p.models import Discriminator, Generator
 from p2p.pix2pix import METRICS, Pix2Pix
 
 

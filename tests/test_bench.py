@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import tensorflow as tf
 
 from p2p import bench, presets

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from p2p import bookruns, data, evaluate, facades, training
