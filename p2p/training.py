@@ -291,13 +291,13 @@ def train(
     if latest:
         manager.checkpoint.restore(latest).assert_existing_objects_matched()
     done = int(model.gen_optimizer.iterations.numpy())
-    if done > steps:
+    if done > math.ceil(steps / log_every) * log_every:  # fit trains whole logging intervals: up to this many
         raise ValueError(
             f"{run_dir} has already trained {done} steps, more than the {steps} asked for: give at least "
             f"{done} steps to continue it, a new run folder to train {steps}, or load it with load_generator()."
         )
     truncate_metrics(out_dir / "metrics.csv", done)
-    if done == steps:
+    if done >= steps:
         return model
     if done and chief:
         print(f"resuming {run_dir} at step {done} of {steps}", flush=True)

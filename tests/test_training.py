@@ -16,6 +16,9 @@ def test_resuming_is_announced_and_fewer_steps_are_refused(facades_root, tmp_pat
         training.train(facades_root, run, "tiny", steps=4, log_every=2, checkpoint_every=2, progress=False)
     same = training.train(facades_root, run, "tiny", steps=6, log_every=2, checkpoint_every=2, progress=False)
     assert int(same.gen_optimizer.iterations.numpy()) == 6  # asked for what it has: loaded, not trained
+    odd = training.train(facades_root, tmp_path / "odd", "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
+    again = training.train(facades_root, tmp_path / "odd", "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
+    assert int(again.gen_optimizer.iterations.numpy()) == int(odd.gen_optimizer.iterations.numpy()) >= 5  # the same command again
 
 
 def test_compact_weights_round_trip(tmp_path):
