@@ -166,11 +166,11 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
     state_path = work_dir / "bookrun.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"train_seconds": 0.0, "milestones": {}}
     state["milestones"]["truth"] = evaluate.blur_measures(test_targets, test_targets)
-    outputs_at = {}
     samples_path = work_dir / "samples.npz"
+    outputs_at = {"inputs": data.to_uint8(test_inputs[:SAMPLES]).numpy(), "targets": data.to_uint8(test_targets[:SAMPLES]).numpy()}
     if samples_path.exists():
         with np.load(samples_path) as saved:
-            outputs_at = {key: saved[key] for key in saved.files}
+            outputs_at.update({key: saved[key] for key in saved.files})
     config_path = work_dir / "run" / "config.json"  # a run keeps its logging interval when it is extended
     log_every = json.loads(config_path.read_text())["log_every"] if config_path.exists() else math.gcd(50, *milestones_at)
     session_recorded = False
@@ -189,8 +189,6 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
         outputs = translate(model.generator, test_inputs)
         state["milestones"][str(step)] = evaluate.blur_measures(outputs, test_targets)
         outputs_at[f"step_{step}"] = data.to_uint8(outputs[:SAMPLES]).numpy()
-        outputs_at["inputs"] = data.to_uint8(test_inputs[:SAMPLES]).numpy()
-        outputs_at["targets"] = data.to_uint8(test_targets[:SAMPLES]).numpy()
         training.write_atomically(samples_path, lambda file: np.savez_compressed(file, **outputs_at))
         training.write_atomically(state_path, lambda file: file.write(json.dumps(state, indent=2).encode()))
         if progress:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from p2p import data, facades
+from p2p import data, facades, losses
 from p2p.models import Generator
 
 N_CLASSES = len(facades.CLASSES)
@@ -67,7 +67,7 @@ def window_contrast(photos, label_images) -> float:
 def blur_measures(outputs, targets) -> dict[str, float]:
     """Sharpness, colour spread, colourfulness and L1 distance of outputs against their targets: the book's measures of blur (chapter "The conditional GAN objective")."""
     return {"sharpness": sharpness(outputs), "colour_spread": colour_spread(outputs), "colourfulness": colourfulness(outputs),
-            "l1": float(tf.reduce_mean(tf.abs(tf.cast(outputs, tf.float32) - tf.cast(targets, tf.float32))))}
+            "l1": float(losses.l1_loss(targets, outputs))}
 
 
 def class_maps(label_images):

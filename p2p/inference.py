@@ -52,9 +52,8 @@ def _one_by_one(generator: keras.Model, dropout: bool):
 
 
 def _translate_each(generator: keras.Model, dropout: bool, images):
-    with contextlib.ExitStack() as stack:
-        if not dropout:  # read when the graph is traced: this graph has no dropout in it
-            stack.enter_context(_dropout_off(generator))
+    # Dropout's rate is read when the graph is traced: a translator built with dropout=False has none.
+    with contextlib.nullcontext() if dropout else _dropout_off(generator):
         return tf.map_fn(
             lambda image: tf.cast(generator(image[None], training=True)[0], tf.float32),
             images,

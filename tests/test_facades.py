@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from p2p import facades
+from p2p import data, evaluate, facades
 
 
 def _digest(root):
@@ -59,12 +59,6 @@ def test_layout_draws_what_it_says():
     assert "balcony" not in present
 
 
-def _sharpness(images):
-    grey = np.asarray(images, np.float32).mean(-1) / 127.5 - 1.0
-    laplacian = grey[..., 1:-1, :-2] + grey[..., 1:-1, 2:] + grey[..., :-2, 1:-1] + grey[..., 2:, 1:-1] - 4 * grey[..., 1:-1, 1:-1]
-    return float(np.abs(laplacian).mean())
-
-
 @pytest.mark.parametrize("layout", [
     facades.Facade(floors=4, windows_per_floor=3, balconies=(2,), moldings=True),
     facades.Facade(floors=6, windows_per_floor=5, shop=True, blinds=True, door=False),
@@ -74,5 +68,5 @@ def test_the_median_of_many_renderings_is_blurred(layout):
     """Fine structure is not in the label map: the L1 optimum (the per-pixel median) is at most half as sharp."""
     labels = facades.label_map(layout, 128)
     photos = np.stack([facades.render_photo(labels, np.random.default_rng(s)) for s in range(32)])
-    single = np.mean([_sharpness(photo) for photo in photos])
-    assert _sharpness(np.median(photos, axis=0)) <= 0.5 * single
+    single = np.mean([evaluate.sharpness(data.normalize(photo)[None]) for photo in photos])
+    assert evaluate.sharpness(data.normalize(np.median(photos, axis=0))[None]) <= 0.5 * single
