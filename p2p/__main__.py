@@ -39,6 +39,8 @@ def main(argv=None) -> int:
                        help="auto: mixed float16 on a GPU, mixed bfloat16 on a TPU, float32 on a CPU")
     train.add_argument("--threads", type=int, nargs=2, metavar=("INTER", "INTRA"),
                        help="TensorFlow's inter-op and intra-op thread pools (e.g. 2 1 for the cpu preset on 2 cores)")
+    train.add_argument("--gan-update", default="sequential", choices=["sequential", "simultaneous"],
+                       help="D's step then G's against the updated D (PyTorch), or both from one D pass (Lua, TF tutorial)")
 
     translate = commands.add_parser("translate", help="translate images with a trained run")
     translate.add_argument("--run", type=Path, required=True)
@@ -67,16 +69,17 @@ def main(argv=None) -> int:
         print(make_facades(args.out, seed=args.seed, size=args.size))
         return 0
 
-    from p2p import data, training
+    from p2p import data, devices, training
 
     try:
         if args.command == "train":
             if args.threads:
-                training.set_thread_pools(*args.threads)
+                devices.set_thread_pools(*args.threads)
+            options = {"gan_update": args.gan_update} if args.gan_update != "sequential" else {}
             training.train(
                 args.data, args.out, args.preset, steps=args.steps, direction=args.direction,
                 log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                strategy=args.strategy, precision=args.precision,
+                strategy=args.strategy, precision=args.precision, **options,
             )
             print(args.out)
         elif args.command == "ablate":
@@ -103,10 +106,10 @@ def translate_files(run_dir, images, out_dir) -> list[Path]:
     """
     import tensorflow as tf
 
-    from p2p import data, training
+    from p2p import data, runs
     from p2p.inference import translate
 
-    generator, config = training.load_generator(run_dir)
+    generator, config = runs.load_generator(run_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -10,11 +10,8 @@ run resumes from its checkpoint). Explained in the chapter "Reproducing the pape
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from p2p import data, evaluate, facades, presets, training
+from p2p import data, evaluate, facades, presets, records, runs, training
 from p2p.models import Discriminator, receptive_field
 
 #: The paper's FCN-scores on Cityscapes (per-pixel acc, per-class acc, class IoU); None where not reported.
@@ -103,8 +100,7 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
     results.setdefault("config", config)
     results.setdefault("runs", {})
     results.setdefault("wall_seconds", 0.0)
-    results["provenance"] = {"commit": training.commit_of_package(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                             "machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
+    results["provenance"] = records.provenance()
     clock = time.monotonic()
 
     def checkpoint_results():
@@ -112,7 +108,7 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
         now = time.monotonic()
         results["wall_seconds"] += now - clock
         clock = now
-        training.write_atomically(results_path, lambda file: file.write(json.dumps(results, indent=2).encode()))
+        records.write_json(results_path, results)
 
     data_dir = facades.make_facades(out / "data", size=preset.image_size, progress=progress)
     test_inputs, test_targets = data.example_batch(data_dir / "test", facades.SPLITS["test"], image_size=preset.image_size)
@@ -139,7 +135,7 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
                                 **evaluate.fcn_scores(segmenter, outputs, test_inputs),
                                 **evaluate.image_metrics(outputs, test_targets)}
         if seed == seeds[0]:
-            training.save_sample(model, (test_inputs[:4], test_targets[:4]), out / "samples" / f"{name}.png")
+            runs.save_sample(model, (test_inputs[:4], test_targets[:4]), out / "samples" / f"{name}.png")
         checkpoint_results()
 
     results["variants"] = {name: summarize([r for r in results["runs"].values() if r["variant"] == name])

@@ -15,18 +15,15 @@ finishes, the run is exported to a compact folder that the repository ships:
     samples.npz       the first test inputs, their targets and the outputs at each milestone (uint8)
     provenance.json   the command, steps, training time, machine, TensorFlow version and commit
 
-`p2p.training.load_generator(folder)` loads the generator; `load(name)` finds a book run by name.
+`p2p.runs.load_generator(folder)` loads the generator; `load(name)` finds a book run by name.
 Explained in the chapter "The conditional GAN objective" (and used by chapters 3 to 7).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import math
-import os
-import platform
 import shutil
 import sys
 import time
@@ -91,10 +88,10 @@ def load(name: str, root=None, *, verbose: bool = True):
 
     Every figure made from a book run says which run it is: this line is it.
     """
-    from p2p import training
+    from p2p import runs
 
     path = folder(name, root)
-    generator, config = training.load_generator(path)
+    generator, config = runs.load_generator(path)
     if verbose:
         print(describe(name, root))
     return generator, config
@@ -102,7 +99,7 @@ def load(name: str, root=None, *, verbose: bool = True):
 
 def load_discriminator(name: str, root=None):
     """The discriminator of book run `name`, when the run ships it (chapter "The PatchGAN discriminator")."""
-    from p2p import training
+    from p2p import runs
     from p2p.models import Discriminator
 
     path = folder(name, root)
@@ -113,7 +110,7 @@ def load_discriminator(name: str, root=None):
     preset, options = presets.Preset(**config["preset"]), config["model"]
     discriminator = Discriminator(preset.image_size, preset.ndf, options.get("n_layers", preset.n_layers),
                                   in_channels=6 if options.get("conditional", True) else 3)
-    training.set_weights_from(discriminator, path / "discriminator.npz")
+    runs.set_weights_from(discriminator, path / "discriminator.npz")
     return discriminator
 
 
@@ -152,7 +149,7 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
     checkpoint and keeps the milestones already measured; called again with more steps, it
     extends a finished run. Returns the exported folder. A chapter's `retrain = True` calls this.
     """
-    from p2p import data, evaluate, facades, training
+    from p2p import data, evaluate, facades, records, training
     from p2p.inference import translate
 
     run = get(name)
@@ -167,7 +164,8 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
     state = json.loads(state_path.read_text()) if state_path.exists() else {"train_seconds": 0.0, "milestones": {}}
     state["milestones"]["truth"] = evaluate.blur_measures(test_targets, test_targets)
     samples_path = work_dir / "samples.npz"
-    outputs_at = {"inputs": data.to_uint8(test_inputs[:SAMPLES]).numpy(), "targets": data.to_uint8(test_targets[:SAMPLES]).numpy()}
+    outputs_at = {"inputs": data.to_uint8(test_inputs[:SAMPLES]).numpy(),
+                  "targets": data.to_uint8(test_targets[:SAMPLES]).numpy()}
     if samples_path.exists():
         with np.load(samples_path) as saved:
             outputs_at.update({key: saved[key] for key in saved.files})
@@ -179,7 +177,7 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
         if step in measured or step < max(measured, default=0):  # done, or passed before a run was extended
             continue
         if not session_recorded:  # which code trained which steps, when a run spans several sessions
-            state.setdefault("trained_at", []).append({"commit": training.commit_of_package(),
+            state.setdefault("trained_at", []).append({"commit": records.commit_of_package(),
                                                        "from_step": max(measured, default=0)})
             session_recorded = True
         clock = time.monotonic()
@@ -189,8 +187,8 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
         outputs = translate(model.generator, test_inputs)
         state["milestones"][str(step)] = evaluate.blur_measures(outputs, test_targets)
         outputs_at[f"step_{step}"] = data.to_uint8(outputs[:SAMPLES]).numpy()
-        training.write_atomically(samples_path, lambda file: np.savez_compressed(file, **outputs_at))
-        training.write_atomically(state_path, lambda file: file.write(json.dumps(state, indent=2).encode()))
+        records.write_atomically(samples_path, lambda file: np.savez_compressed(file, **outputs_at))
+        records.write_json(state_path, state)
         if progress:
             print(f"{name} at step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in state["milestones"][str(step)].items()),
                   flush=True)
@@ -203,7 +201,7 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
 
 def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command: str) -> Path:
     """Write the compact shipped folder of a finished book run (weights in float16) and return it."""
-    from p2p import training
+    from p2p import records, runs
 
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -211,33 +209,22 @@ def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command:
     config = json.loads((work_dir / "run" / "config.json").read_text())
     config["data"] = "procedural facades"  # where it was trained is a path of that machine
     (partial / "config.json").write_text(json.dumps(config, indent=2))
-    training.save_weights_to(model.generator, partial / "generator.npz")
+    runs.save_weights_to(model.generator, partial / "generator.npz")
     if run.keep_discriminator:
-        training.save_weights_to(model.discriminator, partial / "discriminator.npz")
+        runs.save_weights_to(model.discriminator, partial / "discriminator.npz")
     shutil.copy(work_dir / "run" / "metrics.csv", partial / "metrics.csv")
     shutil.copy(work_dir / "samples.npz", partial / "samples.npz")
     (partial / "milestones.json").write_text(json.dumps(state["milestones"], indent=2))
-    provenance = {
-        "command": command,
-        "steps": int(model.gen_optimizer.iterations.numpy()),
-        "train_seconds": round(state["train_seconds"], 1),
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()}",
-        "tensorflow": _tensorflow_version(),
-        "python": platform.python_version(),
-        "commit": training.commit_of_package(),  # of the package that exported the run
-        "trained_at": state.get("trained_at", []),  # the commit of each training session and its first step
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-    }
-    (partial / "provenance.json").write_text(json.dumps(provenance, indent=2))
+    provenance = records.provenance(
+        command=command,
+        steps=int(model.gen_optimizer.iterations.numpy()),
+        train_seconds=round(state["train_seconds"], 1),
+        trained_at=state.get("trained_at", []),  # the commit of each training session and its first step
+    )  # its commit is the one of the package that exported the run
+    records.write_json(partial / "provenance.json", provenance)
     shutil.rmtree(out, ignore_errors=True)
     partial.replace(out)
     return out
-
-
-def _tensorflow_version() -> str:
-    import tensorflow as tf
-
-    return tf.__version__
 
 
 def main(argv=None) -> int:

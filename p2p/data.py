@@ -50,6 +50,12 @@ def list_pairs(path) -> list[Path]:
     return files
 
 
+def split_folder(root, split: str) -> Path:
+    """root/split when it exists (a dataset with train/val/test), else root itself (chapter "Data")."""
+    root = Path(root)
+    return root / split if (root / split).is_dir() else root
+
+
 def decode_file(file) -> Image.Image:
     """Decode an image file in full with PIL; raise DataError naming the file if it is corrupt or truncated."""
     try:

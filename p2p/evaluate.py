@@ -30,7 +30,7 @@ def image_metrics(outputs, targets) -> dict[str, float]:
 
 
 def sharpness(images) -> float:
-    """Mean absolute Laplacian response of [-1, 1] images, in grey: their high-frequency energy (chapter "The conditional GAN objective")."""
+    """Mean absolute Laplacian response of [-1, 1] images, in grey: fine detail (chapter "The conditional GAN objective")."""
     images = tf.cast(images, tf.float32)
     kernel = tf.constant([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[:, :, None, None]
     grey = tf.reduce_mean(images, axis=-1, keepdims=True)
@@ -38,13 +38,19 @@ def sharpness(images) -> float:
 
 
 def colour_spread(images) -> float:
-    """How much the mean colour varies across images: the standard deviation over images of each one's mean R, G, B, averaged (chapter "The conditional GAN objective")."""
+    """How much the mean colour varies across images, the spread of a one-to-many task (chapter "The conditional GAN objective").
+
+    The standard deviation over images of each image's mean R, G and B, averaged over the three.
+    """
     means = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2])  # (images, 3)
     return float(tf.reduce_mean(tf.math.reduce_std(means, axis=0)))
 
 
 def colourfulness(images) -> float:
-    """How far pixels are from grey: the mean absolute difference of R, G and B from their mean, over all pixels (chapter "The conditional GAN objective")."""
+    """How far pixels are from grey, the colour L1 averages away (chapter "The conditional GAN objective").
+
+    The mean absolute difference of R, G and B from their mean, over all pixels.
+    """
     images = tf.cast(images, tf.float32)
     return float(tf.reduce_mean(tf.abs(images - tf.reduce_mean(images, axis=-1, keepdims=True))))
 
@@ -65,7 +71,7 @@ def window_contrast(photos, label_images) -> float:
 
 
 def blur_measures(outputs, targets) -> dict[str, float]:
-    """Sharpness, colour spread, colourfulness and L1 distance of outputs against their targets: the book's measures of blur (chapter "The conditional GAN objective")."""
+    """The book's measures of blur: sharpness, colour spread, colourfulness, L1 (chapter "The conditional GAN objective")."""
     return {"sharpness": sharpness(outputs), "colour_spread": colour_spread(outputs), "colourfulness": colourfulness(outputs),
             "l1": float(losses.l1_loss(targets, outputs))}
 
@@ -85,10 +91,9 @@ def Segmenter(image_size: int, ngf: int = 16) -> keras.Model:
 def train_segmenter(data_dir, image_size: int, *, steps: int = 1000, ngf: int = 16, batch_size: int = 4, seed: int = 0,
                     direction: str = "BtoA", verbose: int = 0) -> keras.Model:
     """Train the segmenter on the real photos of data_dir/train to predict their label maps (jittered pairs)."""
-    from p2p.training import split_folder
 
     keras.utils.set_random_seed(seed)
-    pairs = data.paired_dataset(split_folder(data_dir, "train"), image_size=image_size, direction=direction,
+    pairs = data.paired_dataset(data.split_folder(data_dir, "train"), image_size=image_size, direction=direction,
                                 batch_size=batch_size, seed=seed).repeat()
     photos_to_classes = pairs.map(lambda labels, photos: (photos, class_maps(labels)))
     segmenter = Segmenter(image_size, ngf)
@@ -99,7 +104,7 @@ def train_segmenter(data_dir, image_size: int, *, steps: int = 1000, ngf: int = 
 
 
 def fcn_scores(segmenter, photos, label_images, batch_size: int = 16) -> dict[str, float]:
-    """Per-pixel accuracy, per-class accuracy and class IoU of the segmenter's labels for photos (chapter "Reproducing the paper").
+    """Per-pixel accuracy, per-class accuracy and class IoU of a segmenter's labels for photos (chapter "Reproducing the paper").
 
     Classes absent from both the truth and the prediction are left out of the class means.
     """

@@ -10,12 +10,15 @@ Explained in the chapter "Data".
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
+
+from p2p.records import write_atomically
 
 #: The 12 classes of the CMP Facade Database, in label order.
 CLASSES = (
@@ -366,8 +369,8 @@ def make_facades(root, seed: int = 0, size: int = 256, progress: bool = True) ->
     for split, n in tqdm(jobs, desc="facades", unit="img", disable=not progress):
         pair = facade_pair((seed, list(SPLITS).index(split), n), size)
         path = root / split / f"{n}.jpg"
-        partial = path.with_suffix(".partial")  # an interrupted run leaves no truncated .jpg
-        Image.fromarray(pair).save(partial, format="JPEG", quality=90, subsampling=0)  # 4:4:4 keeps label colours
-        partial.replace(path)
+        # 4:4:4 chroma keeps the label colours
+        save = functools.partial(Image.fromarray(pair).save, format="JPEG", quality=90, subsampling=0)
+        write_atomically(path, save)  # an interrupted run leaves no truncated .jpg
     stamp.write_text(settings)  # written last: an interrupted run is redone
     return root

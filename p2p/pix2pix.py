@@ -1,47 +1,20 @@
-"""`Pix2Pix`: a keras.Model whose train_step does one D step then one G step, driven by `fit`.
+"""`Pix2Pix`: a keras.Model whose train_step does one D step and one G step, driven by `fit`.
 
 Explained in the chapter "The training loop".
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
 from p2p import inference, losses
+from p2p.optimizers import paper_optimizer
 
 METRICS = ("gen_total", "gen_gan", "gen_l1", "disc")
-PAPER_ADAM = {"learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}  # the paper's optimizer settings
-
-
-def paper_optimizer() -> keras.optimizers.Optimizer:
-    """Adam with the paper's settings: learning rate 2e-4, beta1 0.5, beta2 0.999 (fused: see FusedAdam)."""
-    return FusedAdam(**PAPER_ADAM)
-
-
-class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam whose update is TensorFlow's one fused kernel per variable (chapter "Scaling up").
-
-    Keras writes the Adam update as a dozen element-wise operations, each a pass over every
-    weight and moment; with 57 M weights that is a fifth of a paper-sized train step on a CPU.
-    ResourceApplyAdam computes the same formula in one pass:
-    m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps).
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad:
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
-            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(gradient, dtype),
-        )
+GAN_UPDATES = ("sequential", "simultaneous")
 
 
 class Pix2Pix(keras.Model):
@@ -50,10 +23,18 @@ class Pix2Pix(keras.Model):
     `gan_weight=0` is the paper's L1-only ablation (D is then neither run nor trained),
     `l1_weight=0` the GAN-only one, and `conditional=False` the unconditional GAN whose
     discriminator sees the output alone (build it with `Discriminator(in_channels=3)`).
+
+    `gan_update` is the order of the two steps. "sequential" (the default, as the official
+    PyTorch code): D's step, then G's step against the updated D, which judges the outputs
+    again. "simultaneous" (as the original Lua code and the TensorFlow tutorial): G's step uses
+    D's verdict from before D's update, so D runs once less per step.
     """
 
-    def __init__(self, generator, discriminator, l1_weight=100.0, gan_weight=1.0, conditional=True, **kwargs):
+    def __init__(self, generator, discriminator, l1_weight=100.0, gan_weight=1.0, conditional=True,
+                 gan_update="sequential", **kwargs):
         super().__init__(**kwargs)
+        if gan_update not in GAN_UPDATES:
+            raise ValueError(f"unknown gan_update {gan_update!r}; choose one of {', '.join(GAN_UPDATES)}")
         in_channels, out_channels = generator.input_shape[-1], generator.output_shape[-1]
         expected = in_channels + out_channels if conditional else out_channels
         if discriminator.input_shape[-1] != expected:
@@ -67,6 +48,7 @@ class Pix2Pix(keras.Model):
         self.l1_weight = float(l1_weight)
         self.gan_weight = float(gan_weight)
         self.conditional = conditional
+        self.gan_update = gan_update
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
 
     def compile(self, gen_optimizer=None, disc_optimizer=None, **kwargs):
@@ -106,29 +88,44 @@ class Pix2Pix(keras.Model):
         gen_tape = tf.GradientTape()
         with gen_tape:  # G's forward pass, recorded for G's step
             outputs = self.generator(inputs, training=True)  # (batch, size, size, 3)
-        disc = self.train_discriminator(inputs, targets, outputs) if self.gan_weight else tf.constant(0.0)
-        gen_total, gen_gan, gen_l1 = self.train_generator(gen_tape, inputs, targets, outputs)
+
+        # Train the discriminator (not at all in the L1-only ablation)
+        disc, fake = tf.constant(0.0), None  # fake: D's verdict on the outputs, when G's step reuses it
+        if self.gan_weight and self.gan_update == "sequential":
+            disc, _ = self.train_discriminator(inputs, targets, outputs)  # G's step asks the updated D again
+        elif self.gan_weight:  # "simultaneous": G's step reuses D's verdict, recorded on G's tape too
+            disc, fake = self.train_discriminator(inputs, targets, outputs, gen_tape=gen_tape)
+
+        # Train the generator
+        gen_total, gen_gan, gen_l1 = self.train_generator(gen_tape, inputs, targets, outputs, fake)
         return self._record(gen_total, gen_gan, gen_l1, disc)
 
-    def train_discriminator(self, inputs, targets, outputs):
-        """D's step: real pairs toward "real", generated pairs toward "fake", on the halved loss; returns the loss."""
-        with tf.GradientTape() as tape:
+    def train_discriminator(self, inputs, targets, outputs, gen_tape=None):
+        """D's step: real pairs toward "real", generated pairs toward "fake", on the halved loss.
+
+        Returns the loss and D's logits for the generated pairs. Without `gen_tape` those leave
+        G alone; with it (the simultaneous update) G's tape records them as well.
+        """
+        with tf.GradientTape() as tape, gen_tape or contextlib.nullcontext():
             real = self.discriminate(inputs, targets, training=True)  # (batch, n, n, 1): a logit per patch
-            fake = self.discriminate(inputs, tf.stop_gradient(outputs), training=True)  # D's step leaves G alone
+            fake = self.discriminate(inputs, outputs if gen_tape else tf.stop_gradient(outputs), training=True)
             loss = losses.discriminator_loss(real, fake)
             scaled = self.disc_optimizer.scale_loss(loss / _replicas())
         variables = self.discriminator.trainable_variables
         self.disc_optimizer.apply(tape.gradient(scaled, variables), variables)
-        return loss
+        return loss, fake
 
-    def train_generator(self, tape, inputs, targets, outputs):
-        """G's step: fool the just-updated D and stay near the target in L1; `tape` holds G's forward pass."""
+    def train_generator(self, tape, inputs, targets, outputs, fake=None):
+        """G's step: fool D and stay near the target in L1; `tape` holds G's forward pass.
+
+        `fake` is D's verdict on the outputs when it was already recorded on `tape` (the
+        simultaneous update); otherwise D judges them now.
+        """
         with tape:  # recording again: D's verdict on the outputs must reach G's weights through them
             gen_l1 = losses.l1_loss(targets, outputs)
-            if self.gan_weight:
-                gen_gan = losses.generator_gan_loss(self.discriminate(inputs, outputs, training=True))
-            else:
-                gen_gan = tf.constant(0.0)
+            if self.gan_weight and fake is None:
+                fake = self.discriminate(inputs, outputs, training=True)
+            gen_gan = losses.generator_gan_loss(fake) if self.gan_weight else tf.constant(0.0)
             gen_total = self.gan_weight * gen_gan + self.l1_weight * gen_l1
             scaled = self.gen_optimizer.scale_loss(gen_total / _replicas())
         variables = self.generator.trainable_variables

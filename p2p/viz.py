@@ -175,7 +175,7 @@ def plot_milestones(runs: dict, measures=("sharpness", "colour_spread", "l1")):
 
 
 def show_milestone_samples(samples: dict, rows: int = 3, size: float = 1.9):
-    """Test examples as a run saw them during training: input, the output at each milestone, target (from `p2p.bookruns.samples`)."""
+    """Test examples as a run saw them during training: input, the output at each milestone, target (`p2p.bookruns.samples`)."""
     steps = sorted((key for key in samples if key.startswith("step_")), key=lambda key: int(key[5:]))
     columns = {"input": samples["inputs"][:rows]}
     columns.update({f"{int(key[5:]):,} steps": samples[key][:rows] for key in steps})

@@ -11,7 +11,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from p2p import training  # noqa: E402 (after the device split)
+from p2p import runs, training  # noqa: E402 (after the device split)
 
 data_dir, run_dir = sys.argv[1:3]
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -21,5 +21,5 @@ print(json.dumps({
     "replicas": strategy.num_replicas_in_sync,
     "steps": int(model.gen_optimizer.iterations.numpy()),
     "in_sync": all(float(abs(a - b).max()) == 0.0 for a, b in replica_values),
-    "metrics": training.read_metrics(f"{run_dir}/metrics.csv")["gen_l1"].tolist(),
+    "metrics": runs.read_metrics(f"{run_dir}/metrics.csv")["gen_l1"].tolist(),
 }))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from p2p import bookruns, data, evaluate, facades, training
+from p2p import bookruns, data, evaluate, facades, runs
 from p2p.inference import translate
 
 
@@ -22,7 +22,7 @@ def test_every_book_run_is_shipped_with_its_provenance(name):
     samples = bookruns.samples(name)
     assert samples["inputs"].shape == samples[f"step_{steps[-1]}"].shape == (bookruns.SAMPLES, 128, 128, 3)
     assert (folder / "discriminator.npz").exists() == bookruns.get(name).keep_discriminator
-    assert training.read_metrics(folder / "metrics.csv")["step"][-1] == provenance["steps"]
+    assert runs.read_metrics(folder / "metrics.csv")["step"][-1] == provenance["steps"]
     assert name in bookruns.describe(name) and provenance["command"] in bookruns.describe(name)
 
 
@@ -41,7 +41,8 @@ def test_split(tmp_path_factory):
 def measured(test_split):
     """Each book run's measures on the whole test split, translated one image at a time, and the real photos'."""
     inputs, targets = test_split
-    results = {"truth": {**evaluate.blur_measures(targets, targets), "window_contrast": evaluate.window_contrast(targets, inputs)}}
+    truth = {**evaluate.blur_measures(targets, targets), "window_contrast": evaluate.window_contrast(targets, inputs)}
+    results = {"truth": truth}
     for name in bookruns.BOOK_RUNS:
         generator, _ = bookruns.load(name, verbose=False)
         outputs = translate(generator, inputs)
@@ -75,7 +76,7 @@ def test_a_book_run_retrains_and_exports_at_any_preset(tmp_path):
     out = bookruns.train_book_run("l1-cgan", work=tmp_path / "work", out=tmp_path / "book", preset="tiny", steps=4,
                                   progress=False)
     assert set(bookruns.milestones("l1-cgan", out.parent)) == {1, 2, 4, "truth"}
-    generator, config = training.load_generator(out)
+    generator, config = runs.load_generator(out)
     assert config["preset"]["name"] == "tiny" and generator.input_shape[1] == 32
     assert bookruns.load_discriminator("l1-cgan", out.parent).output_shape[1:3] == (14, 14)
     assert "--preset tiny --steps 4" in bookruns.describe("l1-cgan", out.parent)

@@ -87,7 +87,7 @@ def _table(text, names):
     """{name: {measure: value}} from lines 'name  measure value  measure value ...'."""
     rows = {}
     for name in names:
-        line = next(l for l in text.splitlines() if l.startswith(name + " ") or l.startswith(name.ljust(13)))
+        line = next(row for row in text.splitlines() if row.startswith(name + " ") or row.startswith(name.ljust(13)))
         rows[name] = {k.strip(): float(v) for k, v in re.findall(r"([a-zA-Z0-9 ]+?) (-?\d+\.\d+)", line[len(name):])}
     return rows
 

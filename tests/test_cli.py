@@ -10,7 +10,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from p2p import training
+from p2p import runs
 
 
 def _p2p(*args, **kwargs):
@@ -36,7 +36,7 @@ def test_train_then_translate(facades_root, tmp_path):
                         "--log-every", "10", "--checkpoint-every", "10")
     assert code == 0, err[-2000:]
     assert json.loads((run / "config.json").read_text())["preset"]["name"] == "tiny"
-    assert training.read_metrics(run / "metrics.csv")["step"].tolist() == [10, 20]
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [10, 20]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000010.png", "step_0000020.png"]
     assert list((run / "logs").iterdir()), "no TensorBoard events"
     code, _, err = _run("translate", "--run", run, facades_root / "test" / "1.jpg", facades_root / "test" / "2.jpg",
@@ -81,13 +81,13 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(facades_root, tmp_path):
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    before = training.read_metrics(run / "metrics.csv")
+    before = runs.read_metrics(run / "metrics.csv")
     checkpoint = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("ckpt-*.index"))
     assert checkpoint >= 40 and before["step"].max() > checkpoint
 
     code, _, err = _run(*args)
     assert code == 0, err[-2000:]
-    after = training.read_metrics(run / "metrics.csv")
+    after = runs.read_metrics(run / "metrics.csv")
     assert after["step"].tolist() == list(range(5, 301, 5))  # every row once, nothing missing
     kept = before["step"] <= checkpoint
     for name in before:  # what was logged up to the checkpoint is kept as it was

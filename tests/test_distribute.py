@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from p2p import training
+from p2p import devices, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,11 +29,12 @@ def test_mirrored_strategy_trains_with_replicas_in_sync(facades_root, tmp_path):
 
 def test_make_strategy_explains_unknown_names_and_a_missing_tf_config(monkeypatch):
     with pytest.raises(ValueError, match="'nonsense'; choose one of default, mirrored, multi-worker, tpu"):
-        training.make_strategy("nonsense")
+        devices.make_strategy("nonsense")
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="TF_CONFIG environment variable, which is not set") as error:
-        training.make_strategy("multi-worker")
-    assert 'TF_CONFIG=\'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}\'' in str(error.value)
+        devices.make_strategy("multi-worker")
+    example = '{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'
+    assert f"TF_CONFIG='{example}'" in str(error.value)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -82,7 +83,7 @@ def test_two_workers_on_loopback_train_in_step(facades_root, tmp_path):
     assert all(r["replicas"] == 2 and r["steps"] == 6 for r in reports)
     assert reports[0]["digest"] == reports[1]["digest"], reports
     assert reports[0]["checksum"] == reports[1]["checksum"]
-    assert training.read_metrics(run / "metrics.csv")["step"].tolist() == [3, 6]
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [3, 6]
     assert (run / "checkpoints" / "ckpt-6.index").exists()
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json", "logs", "metrics.csv", "samples"]
     assert not list(temp.iterdir()), "a worker left its temporary folder"

@@ -23,21 +23,22 @@ def test_parameter_counts_match_the_official_implementation():
 def test_generator_depth_follows_the_image_size(size):
     generator = Generator(size, ngf=4)
     assert generator.output_shape == (None, size, size, 3)
-    encoder = [l for l in generator.layers if l.name.startswith("enc") and isinstance(l, layers.Conv2D)]
+    encoder = [layer for layer in generator.layers if layer.name.startswith("enc") and isinstance(layer, layers.Conv2D)]
     assert len(encoder) == int(np.log2(size))
     assert encoder[-1].output.shape[1:3] == (1, 1)
 
 
 def test_generator_layers_follow_the_paper():
     generator = Generator(256, 64)
-    names = {l.name for l in generator.layers}
+    names = {layer.name for layer in generator.layers}
     assert "enc1_bn" not in names and "enc8_bn" not in names  # no norm on C64 nor on the 1x1 bottleneck
     assert {"enc2_bn", "enc7_bn"} <= names
-    assert {l.name for l in generator.layers if isinstance(l, layers.Dropout)} == {"dec1_dropout", "dec2_dropout", "dec3_dropout"}
-    assert all(l.negative_slope == pytest.approx(0.2) for l in generator.layers if isinstance(l, layers.LeakyReLU))
-    widths = [l.filters for l in generator.layers if isinstance(l, layers.Conv2D) and l.name.startswith("enc")]
+    dropouts = {layer.name for layer in generator.layers if isinstance(layer, layers.Dropout)}
+    assert dropouts == {"dec1_dropout", "dec2_dropout", "dec3_dropout"}
+    assert all(layer.negative_slope == pytest.approx(0.2) for layer in generator.layers if isinstance(layer, layers.LeakyReLU))
+    widths = [layer.filters for layer in generator.layers if isinstance(layer, layers.Conv2D) and layer.name.startswith("enc")]
     assert widths == [64, 128, 256, 512, 512, 512, 512, 512]
-    skip_channels = [l.output.shape[-1] for l in generator.layers if isinstance(l, layers.Concatenate)]
+    skip_channels = [layer.output.shape[-1] for layer in generator.layers if isinstance(layer, layers.Concatenate)]
     assert skip_channels == [1024, 1024, 1024, 1024, 512, 256, 128]  # CD512-CD1024-CD1024-C1024-C1024-C512-C256-C128
     kernel = generator.get_layer("enc4_conv").kernel.numpy()
     assert abs(kernel.mean()) < 1e-3 and kernel.std() == pytest.approx(0.02, rel=0.05)
@@ -45,7 +46,7 @@ def test_generator_layers_follow_the_paper():
 
 def test_encoder_decoder_has_no_skips():
     encoder_decoder = Generator(256, 64, skips=False)
-    assert not any(isinstance(l, layers.Concatenate) for l in encoder_decoder.layers)
+    assert not any(isinstance(layer, layers.Concatenate) for layer in encoder_decoder.layers)
     assert _trainable(encoder_decoder) < _trainable(Generator(256, 64))
 
 

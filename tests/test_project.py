@@ -1,8 +1,8 @@
 """The project's own files agree with each other."""
 
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from p2p import training
+from p2p import runs, training
 
 
 def test_resuming_is_announced_and_fewer_steps_are_refused(facades_root, tmp_path, capsys):
@@ -25,10 +25,10 @@ def test_compact_weights_round_trip(tmp_path):
     from p2p.models import Generator
 
     generator = Generator(32, 8)
-    training.save_weights_to(generator, tmp_path / "g.npz")
+    runs.save_weights_to(generator, tmp_path / "g.npz")
     again = Generator(32, 8)
-    training.set_weights_from(again, tmp_path / "g.npz")
+    runs.set_weights_from(again, tmp_path / "g.npz")
     for a, b in zip(generator.get_weights(), again.get_weights()):
         assert abs(a - b).max() <= 1e-3 * max(abs(a).max(), 1)  # float16: three significant digits
     with pytest.raises(ValueError, match="do not fit"):
-        training.set_weights_from(Generator(64, 8), tmp_path / "g.npz")
+        runs.set_weights_from(Generator(64, 8), tmp_path / "g.npz")

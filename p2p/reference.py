@@ -1,0 +1,106 @@
+"""Reference train steps, written plainly, that p2p's step is measured and checked against.
+
+- `tutorial_step`: the TensorFlow tutorial's step. One pass of D over the real pairs and one
+  over the generated pairs, shared by both losses; both networks updated together from them
+  (so G's loss comes from D before D's update); D's loss is the sum of its two terms, not halved.
+- `paper_step`: the paper's step as the official PyTorch code takes it (`optimize_parameters`):
+  D's step on the halved loss, then G's step against the updated D, which judges the outputs
+  again (three passes of D).
+
+Both use Keras' own Adam (`p2p.optimizers.keras_adam`), as the tutorial does. `training_difference`
+checks that p2p trains exactly as the reference it names. Explained in the chapter "Scaling up".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from p2p import losses
+
+
+def tutorial_step(model, *, jit_compile: bool = False):
+    """The TensorFlow tutorial's train step for `model`'s networks and optimizers (chapter "Scaling up")."""
+    generator, discriminator = model.generator, model.discriminator
+
+    @tf.function(jit_compile=jit_compile)
+    def train_step(inputs, targets):
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            outputs = generator(inputs, training=True)
+            real = discriminator(tf.concat([inputs, targets], -1), training=True)
+            fake = discriminator(tf.concat([inputs, outputs], -1), training=True)  # one verdict for both losses
+            gen_gan = losses.generator_gan_loss(fake)
+            gen_l1 = losses.l1_loss(targets, outputs)
+            gen_total = gen_gan + model.l1_weight * gen_l1
+            disc = losses.discriminator_loss(real, fake)  # halved, as p2p logs it
+            disc_sum = 2 * disc  # what the tutorial minimises: real loss + generated loss
+        gen_gradients = gen_tape.gradient(gen_total, generator.trainable_variables)
+        disc_gradients = disc_tape.gradient(disc_sum, discriminator.trainable_variables)
+        model.gen_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables))
+        model.disc_optimizer.apply_gradients(zip(disc_gradients, discriminator.trainable_variables))
+        return {"gen_total": gen_total, "gen_gan": gen_gan, "gen_l1": gen_l1, "disc": disc}
+
+    return train_step
+
+
+def paper_step(model, *, jit_compile: bool = False):
+    """The paper's train step in PyTorch's order (D's step, then G's against the updated D), plainly (chapter "Scaling up")."""
+    generator, discriminator = model.generator, model.discriminator
+
+    @tf.function(jit_compile=jit_compile)
+    def train_step(inputs, targets):
+        # G's tape is open through D's step because G's forward pass happens first and G's step needs it
+        with tf.GradientTape() as gen_tape:
+            outputs = generator(inputs, training=True)
+            with tf.GradientTape() as disc_tape:
+                real = discriminator(tf.concat([inputs, targets], -1), training=True)
+                fake = discriminator(tf.concat([inputs, tf.stop_gradient(outputs)], -1), training=True)
+                disc = losses.discriminator_loss(real, fake)
+            disc_gradients = disc_tape.gradient(disc, discriminator.trainable_variables)
+            model.disc_optimizer.apply_gradients(zip(disc_gradients, discriminator.trainable_variables))
+            fake = discriminator(tf.concat([inputs, outputs], -1), training=True)  # the updated D, again
+            gen_gan = losses.generator_gan_loss(fake)
+            gen_l1 = losses.l1_loss(targets, outputs)
+            gen_total = gen_gan + model.l1_weight * gen_l1
+        gen_gradients = gen_tape.gradient(gen_total, generator.trainable_variables)
+        model.gen_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables))
+        return {"gen_total": gen_total, "gen_gan": gen_gan, "gen_l1": gen_l1, "disc": disc}
+
+    return train_step
+
+
+#: The reference step each of p2p's update orders reproduces.
+REFERENCE_OF = {"sequential": paper_step, "simultaneous": tutorial_step}
+
+
+def training_difference(p2p_model, reference_model, batches, steps: int = 5) -> dict[str, float]:
+    """Train p2p's model and a copy with its reference step on the same batches; how far apart they end.
+
+    The two models start from the same weights; `p2p_model.gan_update` picks the reference
+    (REFERENCE_OF), and `reference_model` should use Keras' Adam. Returns the largest relative
+    difference of any loss at any step, and the size of the difference between the two runs'
+    weight updates relative to the size of the updates (Adam divides each gradient by its
+    running size, so where a gradient is nearly zero rounding alone can flip a weight's step:
+    single weights may differ by up to the learning rate, the updates as a whole by far less).
+    """
+    start = [w.numpy() for w in _weights(p2p_model)]
+    for mine, theirs in zip(_weights(reference_model), start):
+        mine.assign(theirs)
+    p2p_step = tf.function(p2p_model.train_step)
+    reference = REFERENCE_OF[p2p_model.gan_update](reference_model)
+    history, loss_difference = [], 0.0
+    for inputs, targets in batches.take(steps):
+        p2p_logs = p2p_step((inputs, targets))  # running means over the steps so far
+        history.append({name: float(value) for name, value in reference(inputs, targets).items()})
+        for name, value in p2p_logs.items():
+            mean = np.mean([logs[name] for logs in history])
+            loss_difference = max(loss_difference, abs(float(value) - mean) / max(abs(mean), 1e-6))
+    p2p_updates = np.concatenate([(w.numpy() - s).ravel() for w, s in zip(_weights(p2p_model), start)])
+    reference_updates = np.concatenate([(w.numpy() - s).ravel() for w, s in zip(_weights(reference_model), start)])
+    update_difference = np.linalg.norm(p2p_updates - reference_updates) / np.linalg.norm(reference_updates)
+    return {"losses": float(loss_difference), "updates": float(update_difference)}
+
+
+def _weights(model):
+    """All weights of both networks, trainable or not, in a fixed order."""
+    return model.generator.weights + model.discriminator.weights

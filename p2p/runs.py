@@ -1,0 +1,155 @@
+"""Run folders: what a training run writes, so that it survives a kill and can be read back.
+
+A run folder holds config.json, checkpoints/, metrics.csv (one row per `log_every` steps,
+with a `step` column), logs/ (TensorBoard) and samples/ (input | output | target images).
+Started again with the same folder, a run resumes from its last checkpoint and metrics.csv
+continues from that step. A compact folder (a book run, `p2p.bookruns`) holds config.json and
+generator.npz instead of checkpoints. Explained in the chapter "The training loop".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from p2p import data, presets
+from p2p.inference import translate
+from p2p.models import Generator
+from p2p.pix2pix import METRICS
+from p2p.records import write_atomically, write_json
+
+
+def start_config(run_dir: Path, config: dict, write: bool = True) -> None:
+    """Write config.json for a new run (when `write`); refuse to resume a run that was started differently."""
+    path = Path(run_dir) / "config.json"
+    config = json.loads(json.dumps(config))  # as it reads back from JSON
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in config if k != "steps" and saved.get(k) != config[k])
+        if changed:  # more steps may be asked for: that continues a finished run
+            raise ValueError(
+                f"{path}: this run was started with other settings ({', '.join(changed)} differ). "
+                f"Resume it with the same ones, or give a new run folder."
+            )
+    if write:
+        write_json(path, config)  # whole at every moment: other workers may be reading it
+
+
+def checkpoint_of(model) -> tf.train.Checkpoint:
+    """Everything a resumed run needs: both networks and both optimizers (with the step count)."""
+    return tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        gen_optimizer=model.gen_optimizer,
+        disc_optimizer=model.disc_optimizer,
+    )
+
+
+class RunLogger(keras.callbacks.Callback):
+    """Every `log_every` steps a row of metrics.csv and TensorBoard scalars; every checkpoint, a checkpoint and a sample image."""
+
+    def __init__(self, run_dir: Path, manager, log_every, checkpoint_every, sample_batch):
+        super().__init__()
+        self.run_dir, self.manager = run_dir, manager
+        self.log_every, self.checkpoint_every = log_every, checkpoint_every
+        self.sample_batch = sample_batch
+        self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = (epoch + 1) * self.log_every
+        row = {"step": step, **{name: float(logs[name]) for name in METRICS}}
+        append_metrics(self.run_dir / "metrics.csv", row)
+        with self.writer.as_default(step=step):
+            for name in METRICS:
+                tf.summary.scalar(name, row[name])
+        if step % self.checkpoint_every == 0 or epoch + 1 == self.params["epochs"]:
+            save_sample(self.model, self.sample_batch, self.run_dir / "samples" / f"step_{step:07d}.png")
+            self.manager.save(checkpoint_number=step)
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    """Append one row to a metrics CSV, writing the header when the file is new."""
+    new = not path.exists()
+    with path.open("a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_metrics(path) -> dict[str, np.ndarray]:
+    """metrics.csv as columns of floats: {"step": ..., "gen_total": ..., ...}."""
+    with Path(path).open() as file:
+        rows = list(csv.DictReader(file))
+    return {key: np.array([float(r[key]) for r in rows]) for key in (rows[0] if rows else ["step"])}
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop the rows after `last_step`: the steps after the last checkpoint are run again on resume."""
+    if not path.exists():
+        return
+    with path.open() as file:
+        reader = csv.DictReader(file)
+        rows = [r for r in reader if int(r["step"]) <= last_step]
+
+    def write(file):
+        writer = csv.DictWriter(file, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    write_atomically(path, write, text=True)  # a kill during the rewrite leaves the old file whole
+
+
+def save_sample(model, batch, path: Path) -> None:
+    """Save input | output | target rows for a fixed batch, as generated at test time."""
+    inputs, targets = batch
+    outputs = translate(model.generator, inputs)
+    rows = [np.concatenate(row, axis=1) for row in zip(inputs, outputs, targets)]
+    image = Image.fromarray(data.to_uint8(np.concatenate(rows, axis=0)).numpy())
+    write_atomically(path, lambda file: image.save(file, format="PNG"))
+
+
+def load_generator(run_dir) -> tuple[keras.Model, dict]:
+    """The generator of a run folder and the run's config (chapter "The training loop").
+
+    A run folder written by `train` gives its latest checkpoint; a compact one (a book run, see
+    `p2p.bookruns`) gives its generator.npz.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); train one with `python -m p2p train`.")
+    config = json.loads(config_path.read_text())
+    preset = presets.Preset(**config["preset"])
+    generator = Generator(preset.image_size, preset.ngf, skips=config["model"].get("skips", True))
+    if (run_dir / "generator.npz").exists():
+        set_weights_from(generator, run_dir / "generator.npz")
+        return generator, config
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint yet; let the run reach its first one.")
+    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    return generator, config
+
+
+def save_weights_to(model: keras.Model, path) -> None:
+    """Save every weight of a model (BatchNorm's moving statistics included) in float16, compressed, to one .npz."""
+    arrays = {f"{i:03d}": np.asarray(w, np.float16) for i, w in enumerate(model.get_weights())}
+    write_atomically(Path(path), lambda file: np.savez_compressed(file, **arrays))
+
+
+def set_weights_from(model: keras.Model, path) -> None:
+    """Load weights written by `save_weights_to` into a model of the same architecture."""
+    with np.load(path) as saved:
+        weights = [saved[key].astype(np.float32) for key in sorted(saved.files)]
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    if [w.shape for w in weights] != expected:
+        raise ValueError(f"{path}: these weights do not fit {model.name} ({len(weights)} arrays for {len(expected)}): "
+                         f"the folder's config.json and its weights disagree")
+    model.set_weights(weights)
