@@ -1,10 +1,11 @@
-# `make book` builds the site in _build/html, `make test` runs every test; both set up .venv first.
+# `make book` builds the site in _build/html, `make test` runs every test, `make check` the fast ones;
+# all set up .venv first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: book test chapters chromium clean
+.PHONY: book check test chapters chromium clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +16,11 @@ $(INSTALLED): pyproject.toml
 # Executes every chapter afresh (in book/, where their data/ and runs/ folders live).
 book: $(INSTALLED)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+# Lint, then the fast unit tests (no chapters, site, benchmark or multi-process runs): under two minutes.
+check: $(INSTALLED)
+	$(BIN)/ruff check p2p tests
+	$(BIN)/pytest -m "not slow" tests
 
 # Unit tests, papermill runs of the chapters, the site in headless Chromium, then nbval.
 test: $(INSTALLED) chromium

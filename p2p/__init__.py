@@ -2,9 +2,12 @@
 
 Modules, each explained by the chapter of the same idea: facades (the procedural dataset),
 data (paired images and the tf.data pipeline), models (generator and PatchGAN), losses,
-pix2pix (the Pix2Pix keras.Model), inference (test time, one image at a time), presets,
-training (runs, checkpoints, resuming, precision, tf.distribute), bookruns (the book's trained
-models), evaluate and ablate (the paper's tables), bench (speed).
+optimizers (the paper's Adam, fused), pix2pix (the Pix2Pix keras.Model), inference (test
+time, one image at a time), presets, training (the entry point), runs (run folders:
+checkpoints, metrics, resuming), devices (precision, XLA, thread pools, tf.distribute),
+records (atomic files and provenance), bookruns (the book's trained models), evaluate and
+ablate (the paper's tables), reference (the tutorial's and the paper's steps written plainly)
+and bench (speed).
 """
 
 _EXPORTS = {

@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     train.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                        help="auto: mixed float16 on a GPU, mixed bfloat16 on a TPU, float32 on a CPU")
     train.add_argument("--threads", type=int, nargs=2, metavar=("INTER", "INTRA"),
-                       help="TensorFlow's inter-op and intra-op thread pools (e.g. 2 1 for the cpu preset on 2 cores)")
+                       help="TensorFlow's inter-op and intra-op thread pools (0 0: its default); default: the sizes "
+                            "python -m p2p.bench measured fastest for the preset on this machine, if it did")
     train.add_argument("--gan-update", default="sequential", choices=["sequential", "simultaneous"],
                        help="D's step then G's against the updated D (PyTorch), or both from one D pass (Lua, TF tutorial)")
 
@@ -75,6 +76,8 @@ def main(argv=None) -> int:
         if args.command == "train":
             if args.threads:
                 devices.set_thread_pools(*args.threads)
+            else:
+                devices.use_measured_thread_pools(args.preset, verbose=True)
             options = {"gan_update": args.gan_update} if args.gan_update != "sequential" else {}
             training.train(
                 args.data, args.out, args.preset, steps=args.steps, direction=args.direction,

@@ -13,6 +13,8 @@ preset) it trains the same models, on procedural facades, in several ways, each 
   same plain way; then with one lever each: the cached pipeline, the fused Adam, XLA;
 - p2p: `Pix2Pix.train_step` in a `tf.function`, as `fit` runs it, with p2p's defaults (cached
   pipeline, fused Adam, XLA only with a GPU or TPU), in each update order, and with XLA forced on;
+  and with layers computing in bfloat16 (`precision="mixed_bfloat16"`; fast on CPUs with
+  bfloat16 instructions, but no longer the paper's float32 arithmetic);
 - p2p in child processes with other thread-pool sizes (`--threads`, set before TensorFlow
   starts); their rates are compared with the parent's tutorial step.
 
@@ -46,8 +48,9 @@ from p2p.optimizers import keras_adam
 TUTORIAL, PAPER = "tutorial step", "paper step, plain"
 CACHED, FUSED, XLA = LEVERS = ("+ cached pipeline", "+ fused Adam", "+ XLA")
 P2P, P2P_SIMULTANEOUS, P2P_XLA = "p2p", "p2p, simultaneous update", "p2p + XLA"
-VARIANTS = (TUTORIAL, PAPER, *LEVERS, P2P, P2P_SIMULTANEOUS, P2P_XLA)
-ONE_D_PASS_FEWER = (TUTORIAL, P2P_SIMULTANEOUS)  # G's loss reuses D's verdict: the tutorial's step's FLOPs
+P2P_BFLOAT16 = "p2p, simultaneous, mixed bfloat16"  # not the paper's arithmetic: a lever, not a faithful setting
+VARIANTS = (TUTORIAL, PAPER, *LEVERS, P2P, P2P_SIMULTANEOUS, P2P_XLA, P2P_BFLOAT16)
+ONE_D_PASS_FEWER = (TUTORIAL, P2P_SIMULTANEOUS, P2P_BFLOAT16)  # G's loss reuses D's verdict: the tutorial's FLOPs
 THREADS = ((1, 2), (2, 1))  # (inter-op, intra-op) pool sizes tried in child processes; 0 is TensorFlow's default
 
 
@@ -107,10 +110,11 @@ def _dataset(preset, folder, *, cache: bool):
     ).repeat()
 
 
-def _model(preset, *, fused: bool, jit_compile, gan_update: str = "sequential"):
+def _model(preset, *, fused: bool, jit_compile, gan_update: str = "sequential", precision: str = "float32"):
     """The preset's Pix2Pix from seed 0, with the fused Adam (p2p) or Keras' own Adam (the reference steps)."""
     keras.utils.set_random_seed(0)
-    model = training.build_model(dataclasses.replace(preset, jit_compile=jit_compile), gan_update=gan_update)
+    model = training.build_model(dataclasses.replace(preset, jit_compile=jit_compile), gan_update=gan_update,
+                                 precision=precision)
     if not fused:
         model.compile(gen_optimizer=keras_adam(), disc_optimizer=keras_adam(), jit_compile=model.jit_compile)
     return model
@@ -118,10 +122,10 @@ def _model(preset, *, fused: bool, jit_compile, gan_update: str = "sequential"):
 
 def _runner(name, preset, folder):
     """A function run(steps) that trains `steps` steps the way the variant `name` does, and waits for them."""
-    if name in (P2P, P2P_SIMULTANEOUS, P2P_XLA):
-        gan_update = "simultaneous" if name == P2P_SIMULTANEOUS else "sequential"
+    if name in (P2P, P2P_SIMULTANEOUS, P2P_XLA, P2P_BFLOAT16):
+        gan_update = "simultaneous" if name in (P2P_SIMULTANEOUS, P2P_BFLOAT16) else "sequential"
         model = _model(preset, fused=True, jit_compile=True if name == P2P_XLA else preset.jit_compile,
-                       gan_update=gan_update)
+                       gan_update=gan_update, precision="mixed_bfloat16" if name == P2P_BFLOAT16 else "float32")
         train_step = tf.function(model.train_step, jit_compile=model.jit_compile)  # what `fit` runs each step
         iterator = iter(_dataset(preset, folder, cache=True))
 
@@ -232,6 +236,21 @@ def bench_threads(name, folder, repeats, seconds) -> dict[str, dict]:
     return results
 
 
+def fastest_thread_pools(config: dict, margin: float = 1.05) -> tuple[int, int]:
+    """The (inter-op, intra-op) sizes under which p2p trained fastest, (0, 0) for TensorFlow's default.
+
+    Another size wins only when its median beats the default's by `margin`, more than the
+    repeats of one setting spread on this machine.
+    """
+    default = config["train_steps_per_second"][P2P]["median"]
+    best, best_rate = (0, 0), default * margin
+    for inter, intra in THREADS:
+        rate = config.get("threads", {}).get(f"{P2P}, threads {inter}/{intra}", {}).get("median", 0.0)
+        if rate > best_rate:
+            best, best_rate = (inter, intra), rate
+    return best
+
+
 def _flops(config: dict, variant: str) -> int | None:
     """The convolution FLOPs of one step of `variant` (a thread-pool row counts as its variant)."""
     flops = config.get("conv_flops_per_step")
@@ -256,6 +275,11 @@ def format_table(results: dict) -> str:
             lines.append(f"{name:7} {variant:42} {rate['median']:8.3f} {ratio} {achieved}  "
                          + " ".join(f"{r:.3f}" for r in rate["repeats"]))
     lines.append("")
+    for name, config in results["configs"].items():
+        if "threads" in config:
+            inter, intra = fastest_thread_pools(config)
+            chosen = f"inter-op {inter}, intra-op {intra}" if inter or intra else "TensorFlow's default"
+            lines.append(f"{name:7} fastest thread pools for p2p: {chosen} (now the default of `p2p train` here)")
     for name, config in results["configs"].items():
         if "pipeline_images_per_second" not in config:
             continue
@@ -306,6 +330,7 @@ def main(argv=None) -> int:
             config = bench_config(name, folder, args.variants, args.repeats, args.seconds, args.extras)
             if args.child_threads and not args.threads:
                 config["threads"] = bench_threads(name, folder, args.repeats, args.seconds)
+                devices.record_thread_pools(name, fastest_thread_pools(config))  # the default of `p2p train` here
             results["configs"][name] = config
             if not args.quiet:
                 print(f"{name}: done", file=sys.stderr, flush=True)

@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from p2p import records
+
 #: The datasets released with the paper, as tar.gz archives under DATASETS_URL.
 DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 
@@ -188,7 +190,7 @@ def download(name: str, cache_dir=None) -> Path:
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; the released ones are {', '.join(DATASETS)}")
-    cache = Path(cache_dir or os.environ.get("P2P_CACHE", Path.home() / ".cache" / "p2p")).expanduser()
+    cache = Path(cache_dir).expanduser() if cache_dir else records.cache_dir()
     target, done = cache / name, cache / f"{name}.complete"
     if done.exists() and target.is_dir():
         return target

@@ -39,6 +39,11 @@ def write_json(path, value) -> Path:
     return write_atomically(path, lambda file: file.write(json.dumps(value, indent=2) + "\n"), text=True)
 
 
+def cache_dir() -> Path:
+    """Where p2p keeps what it fetched or measured on this machine: $P2P_CACHE, else ~/.cache/p2p."""
+    return Path(os.environ.get("P2P_CACHE", Path.home() / ".cache" / "p2p")).expanduser()
+
+
 def commit_of_package() -> str:
     """The git commit p2p was run from, with "+changes" when the package's files differed from it; "unknown" outside git."""
     root = Path(__file__).parent

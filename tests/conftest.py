@@ -1,10 +1,13 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# what p2p measured or fetched on this machine (thread pools, datasets) stays out of the tests
+os.environ["P2P_CACHE"] = tempfile.mkdtemp(prefix="p2p-test-cache-")
 
-import pytest
+import pytest  # noqa: E402
 
-from p2p.facades import make_facades
+from p2p.facades import make_facades  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -64,3 +64,12 @@ def test_the_benchmark_command_writes_its_table_and_json(tmp_path):
     assert results["matmul_gflops"] > 0 and config["pipeline_images_per_second"]["cached"] > 0
     for variant in bench.VARIANTS:
         assert f"tiny    {variant}" in result.stdout
+
+
+def test_another_thread_pool_size_wins_only_by_more_than_the_margin():
+    def config(default, two_one):
+        return {"train_steps_per_second": {bench.P2P: {"median": default}},
+                "threads": {f"{bench.P2P}, threads 2/1": {"median": two_one}, f"{bench.P2P}, threads 1/2": {"median": 1.0}}}
+
+    assert bench.fastest_thread_pools(config(10.0, 10.3)) == (0, 0)  # within the noise: TensorFlow's default stays
+    assert bench.fastest_thread_pools(config(10.0, 11.0)) == (2, 1)

@@ -93,3 +93,17 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(facades_root, tmp_path):
     for name in before:  # what was logged up to the checkpoint is kept as it was
         np.testing.assert_array_equal(after[name][: kept.sum()], before[name][kept])
     assert "train:" in err and f"{checkpoint}/300" in err  # the progress bar starts at the checkpoint
+
+
+def test_train_uses_the_thread_pools_the_benchmark_measured_fastest_here(facades_root, tmp_path):
+    env = {**os.environ, "P2P_CACHE": str(tmp_path / "cache")}
+    measure = "from p2p import devices; devices.record_thread_pools('tiny', (2, 1))"
+    subprocess.run([sys.executable, "-c", measure], env=env, check=True)
+    command = [sys.executable, "-m", "p2p", "train", "--data", str(facades_root), "--preset", "tiny", "--steps", "2",
+               "--log-every", "2"]
+    measured = subprocess.run([*command, "--out", str(tmp_path / "a")], env=env, capture_output=True, text=True)
+    assert measured.returncode == 0, measured.stderr[-2000:]
+    assert "thread pools: inter-op 2, intra-op 1, measured fastest for the tiny preset" in measured.stderr
+    chosen = subprocess.run([*command, "--out", str(tmp_path / "b"), "--threads", "0", "0"], env=env,
+                            capture_output=True, text=True)
+    assert chosen.returncode == 0 and "thread pools" not in chosen.stderr  # an explicit --threads wins
