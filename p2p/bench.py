@@ -1,6 +1,7 @@
 """Benchmark: p2p's train step against the TensorFlow tutorial's, lever by lever, on this machine.
 
     python -m p2p.bench [--configs paper cpu] [--repeats 3] [--seconds 4] [--json bench.json]
+    python -m p2p.bench --profile 20 --variants "tutorial step" p2p    # where a step's time goes
 
 For each configuration (a preset: "paper" is 256 px with ngf = ndf = 64, "cpu" is the laptop
 preset) it trains the same models, on procedural facades, in several ways, each warmed up
@@ -30,6 +31,7 @@ import argparse
 import dataclasses
 import json
 import os
+import pathlib
 import statistics
 import subprocess
 import sys
@@ -153,6 +155,61 @@ def training_difference(preset, folder, steps: int = 5, gan_update: str = "seque
     p2p_model = _model(preset, fused=True, jit_compile=False, gan_update=gan_update)
     reference_model = _model(preset, fused=False, jit_compile=False)
     return reference.training_difference(p2p_model, reference_model, _dataset(preset, folder, cache=True), steps)
+
+
+CONVOLUTIONS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "FusedConv2D", "Conv2DBackpropFilterWithBias")
+
+
+def profile_step(preset, folder, variant: str, steps: int) -> dict:
+    """Where a train step's time goes, from a TensorFlow profiler trace of `steps` steps (chapter "Scaling up").
+
+    Returns the wall time per step, the time the inter-op threads were busy running the step's
+    operations, and that busy time per operation type (oneDNN's `_MklNative` prefix dropped), in
+    milliseconds per step. An operation's time includes the intra-op threads it waits for.
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # TensorFlow's own trace format
+
+    run = _runner(variant, preset, folder)
+    run(3)  # warm-up
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        run(steps)
+        wall = time.perf_counter() - start
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(next(pathlib.Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    busy, by_type = 0.0, {}
+    host = next(plane for plane in space.planes if plane.name == "/host:CPU")
+    for line in host.lines:
+        if not line.name.startswith("tf_Compute"):  # the inter-op threads that run the step's graph
+            continue
+        for event in line.events:
+            name = host.event_metadata[event.metadata_id].name  # "op name:op type", or an executor's own event
+            seconds = event.duration_ps / 1e12
+            if name == "Process" or name.endswith(":Process"):  # the executor's run of a whole graph
+                busy += seconds
+            elif ":" in name:
+                kind = name.rsplit(":", 1)[1].removeprefix("_MklNative").removeprefix("_Mkl")
+                by_type[kind] = by_type.get(kind, 0.0) + seconds
+    per_step = 1000 / steps
+    return {"wall_ms": wall * per_step, "busy_ms": busy * per_step,
+            "ops_ms": {kind: t * per_step for kind, t in sorted(by_type.items(), key=lambda item: -item[1])}}
+
+
+def format_profile(profile: dict, variant: str) -> str:
+    """One profiled step in a line: wall time, shares of convolutions and of the fused Adam kernel, the costliest operations.
+
+    Keras' own Adam (the tutorial's) is a dozen element-wise operations, counted in "the rest".
+    """
+    ops = profile["ops_ms"]
+    total = sum(ops.values())
+    convolutions = sum(t for kind, t in ops.items() if kind in CONVOLUTIONS)
+    adam = ops.get("ResourceApplyAdam", 0.0)
+    top = ", ".join(f"{kind} {t:.0f}" for kind, t in list(ops.items())[:4])
+    return (f"{variant}: {profile['wall_ms']:.0f} ms/step; operations {total:.0f} ms of thread time: "
+            f"convolutions {100 * convolutions / total:.0f}%, fused Adam {100 * adam / total:.0f}%, "
+            f"the rest {100 * (total - convolutions - adam) / total:.0f}% | {top} ms")
 
 
 def time_interleaved(runs: dict, repeats: int, seconds: float) -> dict[str, list[float]]:
@@ -306,6 +363,8 @@ def main(argv=None) -> int:
                         help="TensorFlow's inter-op and intra-op pool sizes (default: its own choice)")
     parser.add_argument("--no-threads", dest="child_threads", action="store_false",
                         help="skip the child processes that try other thread-pool sizes")
+    parser.add_argument("--profile", type=int, metavar="STEPS",
+                        help="instead of timing: profile STEPS steps of each variant and show where the time goes")
     parser.add_argument("--no-extras", dest="extras", action="store_false",
                         help="train rates only: no FLOP count, inference or pipeline rates")
     parser.add_argument("--data", help="a facades folder at the preset's size (default: made in a temporary folder)")
@@ -319,7 +378,7 @@ def main(argv=None) -> int:
         command="python -m p2p.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         accelerator=devices.accelerator() or "CPU",
         threads=args.threads or "default",
-        matmul_gflops=matmul_gflops(repeats=args.repeats) if args.extras else None,
+        matmul_gflops=matmul_gflops(repeats=args.repeats) if args.extras and not args.profile else None,
         configs={},
     )
     with tempfile.TemporaryDirectory() as scratch:
@@ -327,6 +386,9 @@ def main(argv=None) -> int:
             folder = args.data or make_facades(
                 os.path.join(scratch, name), size=presets.get(name).image_size, progress=False
             )
+            if args.profile:
+                results["configs"][name] = {v: profile_step(presets.get(name), folder, v, args.profile) for v in args.variants}
+                continue
             config = bench_config(name, folder, args.variants, args.repeats, args.seconds, args.extras)
             if args.child_threads and not args.threads:
                 config["threads"] = bench_threads(name, folder, args.repeats, args.seconds)
@@ -336,7 +398,12 @@ def main(argv=None) -> int:
                 print(f"{name}: done", file=sys.stderr, flush=True)
     if args.json:
         records.write_json(args.json, results)
-    if not args.quiet:
+    if args.quiet:
+        return 0
+    if args.profile:
+        for name, profiles in results["configs"].items():
+            print("\n".join(f"{name:7} {format_profile(profile, variant)}" for variant, profile in profiles.items()))
+    else:
         print(format_table(results))
     return 0
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p import bench, presets
+from p2p import bench, presets, reference
 
 
 @pytest.mark.parametrize("gan_update", ["sequential", "simultaneous"])
@@ -73,3 +73,23 @@ def test_another_thread_pool_size_wins_only_by_more_than_the_margin():
 
     assert bench.fastest_thread_pools(config(10.0, 10.3)) == (0, 0)  # within the noise: TensorFlow's default stays
     assert bench.fastest_thread_pools(config(10.0, 11.0)) == (2, 1)
+
+
+def test_the_simultaneous_update_runs_d_once_less(facades_root):
+    preset = presets.get("tiny")
+    inputs, targets = next(iter(bench._dataset(preset, facades_root, cache=True)))
+    flops = {}
+    for gan_update in ("sequential", "simultaneous"):
+        model = bench._model(preset, fused=True, jit_compile=False, gan_update=gan_update)
+        flops[gan_update] = bench.conv_flops(tf.function(lambda x, y, model=model: model.train_step((x, y))), inputs, targets)
+    paper_model = bench._model(preset, fused=False, jit_compile=False)
+    assert flops["sequential"] == bench.conv_flops(reference.paper_step(paper_model), inputs, targets)
+    assert flops["simultaneous"] == bench.conv_flops(reference.tutorial_step(paper_model), inputs, targets)
+    assert flops["simultaneous"] < flops["sequential"]
+
+
+def test_a_profile_finds_the_convolutions_in_the_step(facades_root):
+    profile = bench.profile_step(presets.get("tiny"), facades_root, bench.P2P, steps=3)
+    assert profile["wall_ms"] > 0 and 0 < sum(profile["ops_ms"].values()) <= 1.05 * profile["busy_ms"]
+    assert {"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "ResourceApplyAdam"} <= set(profile["ops_ms"])
+    assert "convolutions" in bench.format_profile(profile, bench.P2P)

@@ -118,3 +118,8 @@ def test_the_precision_option_builds_and_records_the_policy(facades_root, tmp_pa
     assert model.generator.get_layer("enc2_conv").compute_dtype == "bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"  # the option does not leak
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "mixed_bfloat16"
+
+
+def test_an_unknown_update_order_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="choose one of sequential, simultaneous"):
+        _model(gan_update="alternating")
