@@ -20,6 +20,7 @@ def test_every_table_row_has_a_variant():
         assert set(rows.values()) <= names
 
 
+@pytest.mark.slow  # trains every ablation variant
 def test_a_tiny_ablation_runs_scores_and_resumes(tmp_path):
     results = ablate.run_ablations(tmp_path, "tiny", steps=3, seeds=(0,), segmenter_steps=5, progress=False)
     assert len(results["runs"]) == len(ablate.variants(presets.get("tiny")))

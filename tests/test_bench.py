@@ -47,6 +47,7 @@ def test_conv_flops_counts_a_convolution_and_both_its_gradients():
     assert bench.conv_flops(step, inputs, tf.zeros((1, 8, 8, 8))) == 3 * forward
 
 
+@pytest.mark.slow  # the whole benchmark command, in a child process
 def test_the_benchmark_command_writes_its_table_and_json(tmp_path):
     report = tmp_path / "bench.json"
     result = subprocess.run(

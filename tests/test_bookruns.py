@@ -50,6 +50,7 @@ def measured(test_split):
     return results
 
 
+@pytest.mark.slow  # translates the test split with every book run
 def test_l1_cgan_is_sharp_and_l1_alone_is_blurred(measured):
     truth, l1, cgan = measured["truth"], measured["l1"], measured["l1-cgan"]
     assert cgan["sharpness"] >= 0.7 * truth["sharpness"]
@@ -57,6 +58,7 @@ def test_l1_cgan_is_sharp_and_l1_alone_is_blurred(measured):
     assert l1["l1"] < cgan["l1"]  # L1 alone is closest in L1, which it minimises
 
 
+@pytest.mark.slow  # translates the test split with every book run
 def test_the_shipped_milestones_are_what_the_models_give(measured):
     for name in bookruns.BOOK_RUNS:
         saved = bookruns.milestones(name)
@@ -65,6 +67,7 @@ def test_the_shipped_milestones_are_what_the_models_give(measured):
             assert final[key] == pytest.approx(measured[name][key], rel=0.1, abs=0.005)
 
 
+@pytest.mark.slow  # translates the test split with every book run
 def test_the_encoder_decoder_draws_the_layout_not_one_average_facade(measured):
     contrast = {name: measures["window_contrast"] for name, measures in measured.items()}
     assert contrast["encoder-decoder"] > 0.25  # its windows are dark where the label map puts them
@@ -72,6 +75,7 @@ def test_the_encoder_decoder_draws_the_layout_not_one_average_facade(measured):
     assert contrast["encoder-decoder-l1"] < 0.5 * contrast["encoder-decoder"]  # with L1 alone it draws an average facade
 
 
+@pytest.mark.slow  # trains a book run
 def test_a_book_run_retrains_and_exports_at_any_preset(tmp_path):
     out = bookruns.train_book_run("l1-cgan", work=tmp_path / "work", out=tmp_path / "book", preset="tiny", steps=4,
                                   progress=False)

@@ -8,6 +8,8 @@ import papermill
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # papermill runs of every chapter
+
 BOOK = Path(__file__).resolve().parents[1] / "book"
 CHAPTERS = sorted(BOOK.glob("*.ipynb"))
 TINY = {"preset": "tiny"}
@@ -154,8 +156,11 @@ def test_reproducing(executed):
 
 def test_scaling(executed):
     _, text, kinds = executed("09-scaling")
-    assert "GFLOP per train step" in text and "plain recipe" in text and "image/png" in kinds
-    assert "the same training, up to float rounding: True" in text
+    assert "GFLOP per train step" in text and "tutorial step" in text and "image/png" in kinds
+    assert "fused Adam" in text and "convolutions" in text  # the committed profile
+    assert re.search(r"p2p, simultaneous update +\d+\.\d\d steps/s +\d\.\d\dx the tutorial's step", text)
+    for gan_update in ("sequential", "simultaneous"):
+        assert re.search(gan_update + r" +largest .*the same training, up to float rounding: True", text)
     assert "mixed_float16   layers compute in float16" in text and "LossScaleOptimizer" in text
     assert "mixed_bfloat16  layers compute in bfloat16" in text
     assert "worker 0 finished: exit code 0" in text and "worker 1 finished: exit code 0" in text

@@ -8,9 +8,12 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from p2p import runs
+
+pytestmark = pytest.mark.slow  # each test starts Python and TensorFlow in a child process
 
 
 def _p2p(*args, **kwargs):

@@ -15,6 +15,7 @@ from p2p import devices, runs
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # child processes
 def test_mirrored_strategy_trains_with_replicas_in_sync(facades_root, tmp_path):
     script = Path(__file__).with_name("mirrored_run.py")
     result = subprocess.run(
@@ -48,6 +49,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow  # child processes
 def test_two_workers_on_loopback_train_in_step(facades_root, tmp_path):
     """MultiWorkerMirroredStrategy over two processes: the same weights, one run folder written by the chief."""
     script = Path(__file__).with_name("multiworker_run.py")

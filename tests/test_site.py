@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # builds the site and drives Chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHECK_PAGE = """<!doctype html><html><body><pre id="result">pending</pre><script>
