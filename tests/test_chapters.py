@@ -19,7 +19,8 @@ PARAMETERS = {
     "08-reproducing": {**TINY, "rerun": True, "steps": 3, "seeds": [0], "segmenter_steps": 5,
                        "results_dir": "results/ablations-tiny"},
     "09-scaling": {**TINY, "live_seconds": 0.2, "workers_steps": 2,
-                   "results_file": str(BOOK / "results" / "bench.json")},  # the committed run
+                   "results_file": str(BOOK / "results" / "bench.json"),  # the committed run and profile
+                   "profile_file": str(BOOK / "results" / "profile.json")},
 }
 
 
