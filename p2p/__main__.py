@@ -105,7 +105,8 @@ def main(argv=None) -> int:
 def translate_files(run_dir, images, out_dir) -> list[Path]:
     """Translate image files with a run's generator; write OUT/<name>.png for each (chapter "The training loop").
 
-    A file twice as wide as high is taken for an A|B pair and its input half is used.
+    A file twice as wide as high is taken for an A|B pair and its input half is used. Inputs of
+    the same name from different folders get numbered outputs (1.png, 1-2.png), never overwritten.
     """
     import tensorflow as tf
 
@@ -123,6 +124,10 @@ def translate_files(run_dir, images, out_dir) -> list[Path]:
         image = data.resize(image, config["preset"]["image_size"])
         output = translate(generator, image[None])[0]  # test time as in the paper: one image, dropout on
         path = out_dir / f"{Path(image_path).stem}.png"
+        for n in range(2, len(written) + 2):  # two inputs of the same name (a/1.jpg, b/1.jpg): 1.png, 1-2.png
+            if path not in written:
+                break
+            path = out_dir / f"{Path(image_path).stem}-{n}.png"
         tf.io.write_file(str(path), tf.io.encode_png(data.to_uint8(output)))
         written.append(path)
     return written

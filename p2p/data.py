@@ -172,10 +172,13 @@ def paired_dataset(
 
 
 def example_batch(path, n: int = 4, *, image_size: int = 256, direction: str = "BtoA"):
-    """The first n pairs of a folder as one (inputs, targets) batch, unjittered: fixed examples to compare models on."""
+    """The first n pairs of a folder as one (inputs, targets) batch, unjittered: fixed examples to compare models on.
+
+    Each pair is resized on its own, so files of different sizes make one batch.
+    """
     pairs = [load_pair(str(f), direction) for f in list_pairs(path)[:n]]
-    inputs, targets = zip(*pairs)
-    return resize(tf.stack(inputs), image_size), resize(tf.stack(targets), image_size)
+    inputs, targets = zip(*((resize(a, image_size), resize(b, image_size)) for a, b in pairs))
+    return tf.stack(inputs), tf.stack(targets)
 
 
 def _jitter_pair(pair, image_size, seed):

@@ -7,6 +7,7 @@ and resumes the run folder (`p2p.runs`). Explained in the chapter "The training 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 
 from p2p import data, devices, presets, runs
 from p2p.models import Discriminator, Generator
-from p2p.pix2pix import Pix2Pix
+from p2p.pix2pix import GAN_UPDATES, Pix2Pix
 
 
 def build_model(
@@ -105,6 +106,7 @@ def train(
     other workers, which must take part in every checkpoint, write into a temporary folder
     deleted at the end.
     """
+    check_options(steps=steps, log_every=log_every, checkpoint_every=checkpoint_every, **model_options)
     if strategy is None or isinstance(strategy, str):  # first: a multi-worker strategy precedes any TF op
         strategy = devices.make_strategy(strategy or "default")
     chief = devices.is_chief(strategy)
@@ -167,6 +169,20 @@ def train(
     if scratch is not None:
         scratch.cleanup()
     return model
+
+
+def check_options(*, steps=None, log_every=1, checkpoint_every=1, **model_options) -> None:
+    """Refuse options `train` cannot use, before anything is written: counts below 1, unknown or misspelt model options."""
+    for name, value in (("steps", steps), ("log_every", log_every), ("checkpoint_every", checkpoint_every)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a whole number of steps, at least 1, not {value!r}")
+    known = [name for name in inspect.signature(build_model).parameters if name not in ("preset", "precision")]
+    unknown = sorted(set(model_options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown model option(s) {', '.join(unknown)}; the model options are {', '.join(known)} "
+                         "(and train's own: steps, log_every, checkpoint_every, direction, seed, strategy, precision)")
+    if model_options.get("gan_update", GAN_UPDATES[0]) not in GAN_UPDATES:
+        raise ValueError(f"unknown gan_update {model_options['gan_update']!r}; choose one of {', '.join(GAN_UPDATES)}")
 
 
 def _fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, initial_epoch, callbacks) -> None:

@@ -43,11 +43,12 @@ def test_train_then_translate(facades_root, tmp_path):
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000010.png", "step_0000020.png"]
     assert list((run / "logs").iterdir()), "no TensorBoard events"
     code, _, err = _run("translate", "--run", run, facades_root / "test" / "1.jpg", facades_root / "test" / "2.jpg",
-                          "--out", tmp_path / "out")
+                        facades_root / "train" / "1.jpg", "--out", tmp_path / "out")
     assert code == 0, err[-2000:]
-    outputs = [Image.open(tmp_path / "out" / name) for name in ("1.png", "2.png")]
-    assert all(image.size == (32, 32) for image in outputs)
-    assert np.asarray(outputs[0]).std() > 0
+    outputs = [np.asarray(Image.open(tmp_path / "out" / name)) for name in ("1.png", "2.png", "1-2.png")]
+    assert all(image.shape == (32, 32, 3) for image in outputs)
+    assert outputs[0].std() > 0
+    assert not np.array_equal(outputs[0], outputs[2])  # test/1.jpg and train/1.jpg: both kept, neither overwritten
     # the same run with other settings is refused, with the reason
     code, _, err = _run("train", "--data", facades_root, "--preset", "cpu", "--out", run)
     assert code == 2 and "preset" in err and "new run folder" in err

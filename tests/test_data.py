@@ -161,3 +161,18 @@ def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
         data.download("cityscapes", cache_dir=tmp_path / "cache")
     with pytest.raises(ValueError, match="released ones"):
         data.download("imagenet")
+
+
+def test_a_folder_of_mixed_sizes_makes_batches_and_trains(tmp_path):
+    # Real folders mix sizes (512x194, 512x231 among 512x256): each pair is resized on its own.
+    rng = np.random.default_rng(0)
+    for i, (width, height) in enumerate([(512, 256), (512, 194), (512, 231), (256, 256)]):
+        _write(tmp_path / f"{i}.jpg", rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    inputs, targets = data.example_batch(tmp_path, 4, image_size=32)
+    assert inputs.shape == targets.shape == (4, 32, 32, 3)
+    batch = next(iter(data.paired_dataset(tmp_path, image_size=32, batch_size=4, seed=0)))
+    assert batch[0].shape == (4, 32, 32, 3)
+    from p2p import training
+
+    model = training.train(tmp_path, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
+    assert int(model.gen_optimizer.iterations.numpy()) == 2

@@ -32,3 +32,17 @@ def test_compact_weights_round_trip(tmp_path):
         assert abs(a - b).max() <= 1e-3 * max(abs(a).max(), 1)  # float16: three significant digits
     with pytest.raises(ValueError, match="do not fit"):
         runs.set_weights_from(Generator(64, 8), tmp_path / "g.npz")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 0}, "steps must be a whole number of steps, at least 1, not 0"),
+    ({"steps": -5}, "steps must be"),
+    ({"log_every": 0}, "log_every must be"),
+    ({"checkpoint_every": 0}, "checkpoint_every must be"),
+    ({"l1_wieght": 10.0}, "unknown model option.s. l1_wieght; the model options are skips, l1_weight"),
+    ({"gan_update": "alternating"}, "choose one of sequential, simultaneous"),
+])
+def test_bad_options_are_refused_before_anything_is_written(facades_root, tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        training.train(facades_root, tmp_path / "run", "tiny", progress=False, **{"steps": 2, **options})
+    assert not (tmp_path / "run").exists()
