@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         else:
             for path in translate_files(args.run, args.images, args.out):
                 print(path)
-    except (data.DataError, FileNotFoundError, ValueError) as err:
+    except (data.DataError, FileNotFoundError, ValueError, training.NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

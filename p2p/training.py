@@ -77,6 +77,34 @@ class ProgressBar(keras.callbacks.Callback):
         self.bar.close()
 
 
+class NonFiniteLoss(ArithmeticError):
+    """Training stopped because a loss became NaN or infinite; the run folder keeps its last good checkpoint."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """After every step: stop the run with NonFiniteLoss, naming the step, as soon as a loss is NaN or infinite.
+
+    It runs before the step's metrics row or checkpoint could be written, so a NaN model is
+    never saved over the last good checkpoint.
+    """
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.run_dir = run_dir
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {name: float(value) for name, value in logs.items() if not math.isfinite(float(value))}
+        if bad:
+            step = int(self.model.gen_optimizer.iterations.numpy())
+            latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
+            kept = f"its last good checkpoint ({Path(latest).name}) is kept" if latest else "no checkpoint was written"
+            raise NonFiniteLoss(
+                f"{self.run_dir}: training stopped at step {step}, where the losses became "
+                f"{', '.join(f'{k} {v}' for k, v in bad.items())}; {kept}. Lower the learning rate or the loss "
+                "weights, or check the data, then run the same command again to resume from that checkpoint."
+            )
+
+
 def train(
     data_dir,
     run_dir,
@@ -155,7 +183,7 @@ def train(
     dataset = dataset.with_options(options)
     sample_dir = data.split_folder(data_dir, "val" if (Path(data_dir) / "val").is_dir() else "train")
     sample_batch = data.example_batch(sample_dir, image_size=preset.image_size, direction=direction)
-    callbacks = [runs.RunLogger(out_dir, manager, log_every, checkpoint_every, sample_batch)]
+    callbacks = [StopOnNonFiniteLoss(out_dir), runs.RunLogger(out_dir, manager, log_every, checkpoint_every, sample_batch)]
     if progress and chief:
         callbacks.append(ProgressBar(steps, done))
     epochs, initial_epoch = math.ceil(steps / log_every), done // log_every

@@ -1,6 +1,7 @@
 """Training runs: resuming says so, and a run is never silently handed back longer than asked for."""
 
 import pytest
+import tensorflow as tf
 
 from p2p import runs, training
 
@@ -46,3 +47,16 @@ def test_bad_options_are_refused_before_anything_is_written(facades_root, tmp_pa
     with pytest.raises(ValueError, match=message):
         training.train(facades_root, tmp_path / "run", "tiny", progress=False, **{"steps": 2, **options})
     assert not (tmp_path / "run").exists()
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(facades_root, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    training.train(facades_root, run, "tiny", steps=4, log_every=2, checkpoint_every=2, progress=False)
+    from p2p import losses
+
+    monkeypatch.setattr(losses, "l1_loss", lambda target, output: tf.constant(float("nan")))  # diverges from step 5
+    with pytest.raises(training.NonFiniteLoss, match=r"stopped at step 5, where the losses became gen_l1 nan, gen_total nan.*"
+                                                     r"last good checkpoint \(ckpt-4\) is kept"):
+        training.train(facades_root, run, "tiny", steps=8, log_every=2, checkpoint_every=2, progress=False)
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-4")
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2, 4]  # no NaN row
