@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         print(make_facades(args.out, seed=args.seed, size=args.size))
         return 0
 
-    from p2p import data, devices, training
+    from p2p import data, devices, runs, training
 
     try:
         if args.command == "train":
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         else:
             for path in translate_files(args.run, args.images, args.out):
                 print(path)
-    except (data.DataError, FileNotFoundError, ValueError, training.NonFiniteLoss) as err:
+    except (data.DataError, FileNotFoundError, ValueError, training.NonFiniteLoss, runs.RunInUse) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -9,8 +9,12 @@ generator.npz instead of checkpoints. Explained in the chapter "The training loo
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime
 import json
+import os
+import socket
 from pathlib import Path
 
 import keras
@@ -23,6 +27,44 @@ from p2p.inference import translate
 from p2p.models import Generator
 from p2p.pix2pix import METRICS
 from p2p.records import write_atomically, write_json
+
+
+class RunInUse(RuntimeError):
+    """Another process is training into this run folder."""
+
+
+@contextlib.contextmanager
+def lock(run_dir):
+    """Hold run_dir/lock while training: a second process training into the folder is refused, naming this one.
+
+    The lock is the operating system's (flock), so it is released when the process ends in any
+    way, even killed; the file only says who holds it. Where flock does not exist (Windows),
+    nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "lock").open("a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            raise RunInUse(f"{run_dir} is in use: {holder} is training into it. Wait for it to finish or stop it, "
+                           "or give another run folder.") from None
+        file.seek(0)
+        file.truncate()
+        since = datetime.datetime.now().isoformat(timespec="seconds")
+        file.write(f"process {os.getpid()} on {socket.gethostname()} (since {since})\n")
+        file.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def start_config(run_dir: Path, config: dict, write: bool = True) -> None:

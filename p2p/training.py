@@ -6,6 +6,7 @@ and resumes the run folder (`p2p.runs`). Explained in the chapter "The training 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -149,26 +150,27 @@ def train(
         "seed": seed, "steps": steps, "log_every": log_every, "model": model_options,
         "precision": devices.resolve_precision(precision),
     }
-    runs.start_config(run_dir, config, write=chief)
-    scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")
-    out_dir = run_dir if chief else Path(scratch.name)
+    with runs.lock(run_dir) if chief else contextlib.nullcontext():  # one process per run folder
+        runs.start_config(run_dir, config, write=chief)
+        scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")
+        out_dir = run_dir if chief else Path(scratch.name)
 
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model = build_model(preset, precision=config["precision"], **model_options)
-    manager = tf.train.CheckpointManager(runs.checkpoint_of(model), out_dir / "checkpoints", max_to_keep=2)
-    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))  # the chief's, for every worker
-    if latest:
-        manager.checkpoint.restore(latest).assert_existing_objects_matched()
-    done = int(model.gen_optimizer.iterations.numpy())
-    if done > math.ceil(steps / log_every) * log_every:  # fit trains whole logging intervals: up to this many
-        raise ValueError(
-            f"{run_dir} has already trained {done} steps, more than the {steps} asked for: give at least "
-            f"{done} steps to continue it, a new run folder to train {steps}, or load it with runs.load_generator()."
-        )
-    runs.truncate_metrics(out_dir / "metrics.csv", done)
-    if done >= steps:
-        return model
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            model = build_model(preset, precision=config["precision"], **model_options)
+        manager = tf.train.CheckpointManager(runs.checkpoint_of(model), out_dir / "checkpoints", max_to_keep=2)
+        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))  # the chief's, for every worker
+        if latest:
+            manager.checkpoint.restore(latest).assert_existing_objects_matched()
+        done = int(model.gen_optimizer.iterations.numpy())
+        if done > math.ceil(steps / log_every) * log_every:  # fit trains whole logging intervals: up to this many
+            raise ValueError(
+                f"{run_dir} has already trained {done} steps, more than the {steps} asked for: give at least "
+                f"{done} steps to continue it, a new run folder to train {steps}, or load it with runs.load_generator()."
+            )
+        runs.truncate_metrics(out_dir / "metrics.csv", done)
+        if done >= steps:
+            return model
     if done and chief:
         print(f"resuming {run_dir} at step {done} of {steps}", flush=True)
 

@@ -87,5 +87,5 @@ def test_two_workers_on_loopback_train_in_step(facades_root, tmp_path):
     assert reports[0]["checksum"] == reports[1]["checksum"]
     assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [3, 6]
     assert (run / "checkpoints" / "ckpt-6.index").exists()
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json", "logs", "metrics.csv", "samples"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json", "lock", "logs", "metrics.csv", "samples"]
     assert not list(temp.iterdir()), "a worker left its temporary folder"

@@ -1,4 +1,7 @@
-"""Training runs: resuming says so, and a run is never silently handed back longer than asked for."""
+"""Training runs: resuming says so, options are checked first, NaN stops the run, one process per run folder."""
+
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -60,3 +63,21 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
         training.train(facades_root, run, "tiny", steps=8, log_every=2, checkpoint_every=2, progress=False)
     assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-4")
     assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2, 4]  # no NaN row
+
+
+def test_a_second_process_training_into_the_same_folder_is_refused_naming_the_first(facades_root, tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import time; from p2p import runs\nwith runs.lock({str(run)!r}):\n"
+                               "    print('locked', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(runs.RunInUse, match=rf"is in use: process {holder.pid} on .* is training into it"):
+            training.train(facades_root, run, "tiny", steps=2, log_every=2, progress=False)
+        assert not (run / "config.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    model = training.train(facades_root, run, "tiny", steps=2, log_every=2, progress=False)  # a killed holder frees it
+    assert int(model.gen_optimizer.iterations.numpy()) == 2
