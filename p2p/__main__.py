@@ -99,6 +99,8 @@ def main(argv=None) -> int:
     except (data.DataError, FileNotFoundError, ValueError, training.NonFiniteLoss, runs.RunInUse) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # train has said where it stopped and saved a checkpoint
+        return 130
     return 0
 
 

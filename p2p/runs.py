@@ -94,25 +94,38 @@ def checkpoint_of(model) -> tf.train.Checkpoint:
 
 
 class RunLogger(keras.callbacks.Callback):
-    """Every `log_every` steps a row of metrics.csv and TensorBoard scalars; every checkpoint, a checkpoint and a sample image."""
+    """Every `log_every` steps a row of metrics.csv and TensorBoard scalars; every checkpoint, a checkpoint and a sample image.
 
-    def __init__(self, run_dir: Path, manager, log_every, checkpoint_every, sample_batch):
+    Steps are counted by the optimizer, so a run that stops between logging intervals (its
+    last step, or an interruption) is logged and checkpointed at the step it reached.
+    """
+
+    def __init__(self, run_dir: Path, manager, checkpoint_every, sample_batch, last_step):
         super().__init__()
         self.run_dir, self.manager = run_dir, manager
-        self.log_every, self.checkpoint_every = log_every, checkpoint_every
+        self.checkpoint_every, self.last_step = checkpoint_every, last_step
         self.sample_batch = sample_batch
         self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
 
+    def on_train_begin(self, logs=None):
+        self.saved = int(self.model.gen_optimizer.iterations.numpy())  # the checkpoint the run starts from
+
     def on_epoch_end(self, epoch, logs=None):
-        step = (epoch + 1) * self.log_every
+        step = int(self.model.gen_optimizer.iterations.numpy())
         row = {"step": step, **{name: float(logs[name]) for name in METRICS}}
         append_metrics(self.run_dir / "metrics.csv", row)
         with self.writer.as_default(step=step):
             for name in METRICS:
                 tf.summary.scalar(name, row[name])
-        if step % self.checkpoint_every == 0 or epoch + 1 == self.params["epochs"]:
+        if step // self.checkpoint_every > self.saved // self.checkpoint_every or step >= self.last_step:
+            self.save_checkpoint(step)
+
+    def save_checkpoint(self, step: int) -> None:
+        """A checkpoint (and a sample image) at `step`, unless the run already has one there."""
+        if step != self.saved:
             save_sample(self.model, self.sample_batch, self.run_dir / "samples" / f"step_{step:07d}.png")
             self.manager.save(checkpoint_number=step)
+            self.saved = step
 
 
 def append_metrics(path: Path, row: dict) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import sys
 import tempfile
 from pathlib import Path
 
@@ -76,6 +77,18 @@ class ProgressBar(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.bar.close()
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """End `fit` after exactly `steps` steps, inside its last logging interval if need be."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.gen_optimizer.iterations.numpy()) >= self.steps:
+            self.model.stop_training = True
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -163,7 +176,7 @@ def train(
         if latest:
             manager.checkpoint.restore(latest).assert_existing_objects_matched()
         done = int(model.gen_optimizer.iterations.numpy())
-        if done > math.ceil(steps / log_every) * log_every:  # fit trains whole logging intervals: up to this many
+        if done > steps:
             raise ValueError(
                 f"{run_dir} has already trained {done} steps, more than the {steps} asked for: give at least "
                 f"{done} steps to continue it, a new run folder to train {steps}, or load it with runs.load_generator()."
@@ -171,34 +184,41 @@ def train(
         runs.truncate_metrics(out_dir / "metrics.csv", done)
         if done >= steps:
             return model
-    if done and chief:
-        print(f"resuming {run_dir} at step {done} of {steps}", flush=True)
+        if done and chief:
+            print(f"resuming {run_dir} at step {done} of {steps}", flush=True)
 
-    keras.utils.set_random_seed(seed + done)  # a resumed run does not replay the same dropout masks
-    batch_size = preset.batch_size * strategy.num_replicas_in_sync
-    dataset = data.paired_dataset(
-        data.split_folder(data_dir, "train"), image_size=preset.image_size, direction=direction,
-        batch_size=batch_size, seed=seed + done,
-    ).repeat()
-    options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
-    sample_dir = data.split_folder(data_dir, "val" if (Path(data_dir) / "val").is_dir() else "train")
-    sample_batch = data.example_batch(sample_dir, image_size=preset.image_size, direction=direction)
-    callbacks = [StopOnNonFiniteLoss(out_dir), runs.RunLogger(out_dir, manager, log_every, checkpoint_every, sample_batch)]
-    if progress and chief:
-        callbacks.append(ProgressBar(steps, done))
-    epochs, initial_epoch = math.ceil(steps / log_every), done // log_every
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit fails under it
-        _fit_multi_worker(model, strategy, dataset, log_every, epochs, initial_epoch, callbacks)
-    else:
-        model.fit(
-            dataset, steps_per_epoch=log_every, epochs=epochs, initial_epoch=initial_epoch,
-            callbacks=callbacks, verbose=0, shuffle=False,
-        )
-    if scratch is not None:
-        scratch.cleanup()
-    return model
+        keras.utils.set_random_seed(seed + done)  # a resumed run does not replay the same dropout masks
+        batch_size = preset.batch_size * strategy.num_replicas_in_sync
+        dataset = data.paired_dataset(
+            data.split_folder(data_dir, "train"), image_size=preset.image_size, direction=direction,
+            batch_size=batch_size, seed=seed + done,
+        ).repeat()
+        options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+        sample_dir = data.split_folder(data_dir, "val" if (Path(data_dir) / "val").is_dir() else "train")
+        sample_batch = data.example_batch(sample_dir, image_size=preset.image_size, direction=direction)
+        logger = runs.RunLogger(out_dir, manager, checkpoint_every, sample_batch, last_step=steps)
+        callbacks = [StopOnNonFiniteLoss(out_dir), StopAtStep(steps), logger]
+        if progress and chief:
+            callbacks.append(ProgressBar(steps, done))
+        # whole logging intervals from `done`; StopAtStep ends the last one at exactly `steps`
+        epochs = math.ceil((steps - done) / log_every)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit fails under it
+            _fit_multi_worker(model, strategy, dataset, log_every, epochs, callbacks)
+        else:
+            try:
+                model.fit(dataset, steps_per_epoch=log_every, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+            except KeyboardInterrupt:  # Ctrl-C, SIGINT: keep the steps since the last checkpoint
+                step = int(model.gen_optimizer.iterations.numpy())
+                if chief:
+                    logger.save_checkpoint(step)
+                print(f"interrupted at step {step} of {steps}; saved a checkpoint there: run the same command again "
+                      "to resume", file=sys.stderr, flush=True)
+                raise
+        if scratch is not None:
+            scratch.cleanup()
+        return model
 
 
 def check_options(*, steps=None, log_every=1, checkpoint_every=1, **model_options) -> None:
@@ -215,7 +235,7 @@ def check_options(*, steps=None, log_every=1, checkpoint_every=1, **model_option
         raise ValueError(f"unknown gan_update {model_options['gan_update']!r}; choose one of {', '.join(GAN_UPDATES)}")
 
 
-def _fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, initial_epoch, callbacks) -> None:
+def _fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, callbacks) -> None:
     """`model.fit` for MultiWorkerMirroredStrategy, under which Keras 3's fit fails (keras-team/keras#20585).
 
     Every worker runs each step on its share of the batch; the logs are means over all replicas.
@@ -228,12 +248,17 @@ def _fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, initial
         return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
 
     callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
+    model.stop_training = False
     callbacks.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
+    for epoch in range(epochs):
         model.reset_metrics()  # as fit does: each epoch's logs are the means over its steps
         callbacks.on_epoch_begin(epoch)
         for batch in range(steps_per_epoch):
             logs = train_step(iterator)
             callbacks.on_train_batch_end(batch, logs)
+            if model.stop_training:  # as fit does: StopAtStep ends the run inside an interval
+                break
         callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
     callbacks.on_train_end(logs)

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from p2p import runs
@@ -111,3 +112,27 @@ def test_train_uses_the_thread_pools_the_benchmark_measured_fastest_here(facades
     chosen = subprocess.run([*command, "--out", str(tmp_path / "b"), "--threads", "0", "0"], env=env,
                             capture_output=True, text=True)
     assert chosen.returncode == 0 and "thread pools" not in chosen.stderr  # an explicit --threads wins
+
+
+def test_ctrl_c_saves_a_checkpoint_says_so_in_one_line_and_the_run_resumes(facades_root, tmp_path):
+    run = tmp_path / "run"
+    process = _p2p("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", "100000",
+                   "--log-every", "7", "--checkpoint-every", "1000")
+    deadline = time.monotonic() + 300
+    while not (run / "metrics.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # some steps past the first row, none checkpointed yet
+    from p2p import training  # the run folder is locked while fit runs
+
+    with pytest.raises(runs.RunInUse, match=f"process {process.pid} on"):
+        training.train(facades_root, run, "tiny", steps=100000, log_every=7, progress=False)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    lines = [line for line in err.splitlines() if "interrupted" in line]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    step = int(lines[0].split("interrupted at step ")[1].split()[0])
+    assert step > 7 and tf.train.latest_checkpoint(str(run / "checkpoints")).endswith(f"ckpt-{step}")
+    code, out, err = _run("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", str(step + 3),
+                          "--log-every", "7", "--checkpoint-every", "1000")
+    assert code == 0 and f"resuming {run} at step {step} of {step + 3}" in out, err[-2000:]

@@ -20,9 +20,20 @@ def test_resuming_is_announced_and_fewer_steps_are_refused(facades_root, tmp_pat
         training.train(facades_root, run, "tiny", steps=4, log_every=2, checkpoint_every=2, progress=False)
     same = training.train(facades_root, run, "tiny", steps=6, log_every=2, checkpoint_every=2, progress=False)
     assert int(same.gen_optimizer.iterations.numpy()) == 6  # asked for what it has: loaded, not trained
-    odd = training.train(facades_root, tmp_path / "odd", "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
-    again = training.train(facades_root, tmp_path / "odd", "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
-    assert int(again.gen_optimizer.iterations.numpy()) == int(odd.gen_optimizer.iterations.numpy()) >= 5  # the same command again
+
+
+
+def test_steps_are_exact_and_a_finished_run_extends_with_more(facades_root, tmp_path):
+    run = tmp_path / "odd"
+    odd = training.train(facades_root, run, "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
+    assert int(odd.gen_optimizer.iterations.numpy()) == 5  # not rounded up to whole logging intervals
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2, 4, 5]
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-5")
+    again = training.train(facades_root, run, "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
+    assert int(again.gen_optimizer.iterations.numpy()) == 5  # the same command again: loaded, not trained
+    longer = training.train(facades_root, run, "tiny", steps=9, log_every=2, checkpoint_every=2, progress=False)
+    assert int(longer.gen_optimizer.iterations.numpy()) == 9
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2, 4, 5, 7, 9]
 
 
 def test_compact_weights_round_trip(tmp_path):
