@@ -4,6 +4,7 @@
     python -m p2p train --data DIR --preset cpu --out RUN [--steps N] [--strategy mirrored] [--precision auto] [--threads 2 1]
     python -m p2p translate --run RUN IMAGE... --out DIR
     python -m p2p ablate --out DIR [--preset cpu] [--steps N] [--seeds 0 1]
+    python -m p2p download NAME [--sha256 HEX] [--cache DIR]   # a dataset released with the paper
     python -m p2p bookruns [NAME ...]          # the book's shipped models (see p2p.bookruns)
 """
 
@@ -55,6 +56,12 @@ def main(argv=None) -> int:
     ablate.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ablate.add_argument("--segmenter-steps", type=int, default=1000, help="train steps of the FCN-score segmenter")
 
+    download = commands.add_parser("download", help="download and unpack a dataset released with the paper")
+    download.add_argument("name", help="facades, cityscapes, maps, edges2shoes, edges2handbags or night2day")
+    download.add_argument("--sha256", help="the archive's expected sha256; a mismatch is refused and the file removed")
+    download.add_argument("--cache", type=Path, help="where to unpack it (default $P2P_CACHE or ~/.cache/p2p)")
+    download.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server before giving up")
+
     commands.add_parser("bookruns", help="train and export the book runs (p2p.bookruns)", add_help=False)
 
     if argv is None:
@@ -85,6 +92,8 @@ def main(argv=None) -> int:
                 strategy=args.strategy, precision=args.precision, **options,
             )
             print(args.out)
+        elif args.command == "download":
+            print(data.download(args.name, args.cache, sha256=args.sha256, timeout=args.timeout))
         elif args.command == "ablate":
             from p2p.ablate import format_table, run_ablations
 
@@ -96,7 +105,7 @@ def main(argv=None) -> int:
         else:
             for path in translate_files(args.run, args.images, args.out):
                 print(path)
-    except (data.DataError, FileNotFoundError, ValueError, training.NonFiniteLoss, runs.RunInUse) as err:
+    except (data.DataError, FileNotFoundError, ValueError, ConnectionError, training.NonFiniteLoss, runs.RunInUse) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # train has said where it stopped and saved a checkpoint

@@ -9,7 +9,6 @@ import os
 import tarfile
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -185,11 +184,16 @@ def _jitter_pair(pair, image_size, seed):
     return jitter(pair[0], pair[1], image_size, seed)
 
 
-def download(name: str, cache_dir=None) -> Path:
+def download(name: str, cache_dir=None, *, sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Download and unpack a dataset released with the paper; return its folder (chapter "Scaling up").
 
-    Idempotent: a dataset already unpacked is returned without touching the network. Archive
-    members that would land outside the cache folder are refused.
+    Idempotent: a dataset already unpacked is returned without touching the network. An archive
+    already in the cache folder (copied there by hand) is used instead of downloading, and kept.
+    With `sha256`, the archive must have that checksum (a mismatch is refused and the file
+    removed); either way the checksum of the archive unpacked is printed and written to
+    <cache>/<name>.sha256. Every member is checked before anything is unpacked: it must lie in
+    the folder <name>/, be a file or a folder (no links, no devices). A server that stops
+    answering for `timeout` seconds is an error, as is a truncated or non-gzip archive.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; the released ones are {', '.join(DATASETS)}")
@@ -197,24 +201,82 @@ def download(name: str, cache_dir=None) -> Path:
     target, done = cache / name, cache / f"{name}.complete"
     if done.exists() and target.is_dir():
         return target
-    url = f"{os.environ.get('P2P_DATASETS_URL', DATASETS_URL).rstrip('/')}/{name}.tar.gz"
-    cache.mkdir(parents=True, exist_ok=True)
-    try:
-        # force_download: a partial archive left by an interrupted run is fetched again
-        archive = keras.utils.get_file(
-            f"{name}.tar.gz", origin=url, cache_dir=str(cache), cache_subdir=".", force_download=True
-        )
-    except Exception as err:  # get_file wraps URLError and HTTPError in a bare Exception
-        raise ConnectionError(
-            f"Could not download {name} from {url} ({err}). Without a network, use the procedural "
-            f"facades (`python -m p2p facades DIR`), or copy {name}.tar.gz into {cache} by hand."
-        ) from err
-    with tarfile.open(archive) as tar:
-        try:
-            tar.extractall(cache, filter="data")
-        except tarfile.FilterError as err:
-            raise DataError(f"{archive}: refused to unpack, a member would land outside {cache} ({err}).") from err
-    Path(archive).unlink()
+    archive = cache / f"{name}.tar.gz"
+    by_hand = archive.exists()
+    if not by_hand:
+        _fetch(f"{os.environ.get('P2P_DATASETS_URL', DATASETS_URL).rstrip('/')}/{name}.tar.gz", archive, timeout)
+    digest = _sha256_of(archive)
+    if sha256 and digest != sha256.lower():
+        archive.unlink()
+        raise DataError(f"{archive}: sha256 {digest} is not the expected {sha256}; the file was removed. "
+                        "Download it again, or check the expected checksum.")
+    _unpack(archive, cache, name)
+    (cache / f"{name}.sha256").write_text(f"{digest}  {archive.name}\n")
+    print(f"{name}: unpacked {archive.name} (sha256 {digest}) into {target}")
+    if not by_hand:
+        archive.unlink()  # downloaded here: the unpacked folder is what is kept
     done.touch()
     return target
 
+
+def _fetch(url: str, path: Path, timeout: float) -> None:
+    """Download `url` to `path` through a .partial file, with a progress bar; ConnectionError saying what to do."""
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, partial.open("wb") as file:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=path.name) as bar:
+                while chunk := response.read(1 << 20):
+                    file.write(chunk)
+                    bar.update(len(chunk))
+        partial.replace(path)
+    except OSError as err:  # URLError, HTTPError, timeouts and refused connections are all OSErrors
+        partial.unlink(missing_ok=True)
+        reason = f"no answer for {timeout:g} s" if isinstance(getattr(err, "reason", err), TimeoutError) else err
+        raise ConnectionError(
+            f"Could not download {url} ({reason}). Without a network, use the procedural facades "
+            f"(`python -m p2p facades DIR`), or copy {path.name} into {path.parent} by hand."
+        ) from err
+
+
+def _sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _unpack(archive: Path, cache: Path, name: str) -> None:
+    """Unpack a dataset archive into cache/name after checking every member; DataError naming the archive if unsafe or broken.
+
+    The members are checked here rather than by tarfile's "data" filter alone, which could be
+    bypassed before Python 3.11.13 / 3.12.11 / 3.13.4 (CVE-2025-4517).
+    """
+    import zlib
+
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = [m for m in tar.getmembers() if Path(m.name).parts]  # ("." itself has none)
+            tops = sorted({Path(m.name).parts[0] for m in members})
+            if tops != [name]:
+                raise DataError(f"{archive}: expected everything in a folder {name}/, found {', '.join(tops) or 'nothing'}. "
+                                "Is it the right archive?")
+            root = (cache / name).resolve()
+            for member in members:
+                where = (cache / member.name).resolve()
+                if not (member.isfile() or member.isdir()) or not where.is_relative_to(root):
+                    raise DataError(f"{archive}: refused to unpack {member.name!r}: only files and folders inside "
+                                    f"{name}/ are unpacked (links, devices and paths outside the cache are not).")
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # and tarfile's own checks, where it has them
+            tar.extractall(cache, members=members, **safe)
+    except (tarfile.ReadError, EOFError, zlib.error) as err:
+        raise DataError(f"{archive}: truncated, or not a .tar.gz archive ({err}). Delete it and download again.") from err

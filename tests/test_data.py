@@ -1,10 +1,14 @@
 """Paired data: the pipeline, jitter, every kind of bad input, and downloads from a loopback server."""
 
 import functools
+import hashlib
 import http.server
 import io
+import re
+import socket
 import tarfile
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -134,25 +138,92 @@ def _tar(path, members):
             tar.addfile(info, io.BytesIO(payload))
 
 
-def test_download_unpacks_once_then_works_offline(file_server, tmp_path, monkeypatch):
-    served, url = file_server
+def _png_pair():
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(buffer, "PNG")
-    _tar(served / "facades.tar.gz", {"facades/train/1.png": buffer.getvalue()})
+    return buffer.getvalue()
+
+
+def test_download_unpacks_once_records_its_checksum_then_works_offline(file_server, tmp_path, monkeypatch, capsys):
+    served, url = file_server
+    _tar(served / "facades.tar.gz", {"facades/train/1.png": _png_pair()})
+    digest = hashlib.sha256((served / "facades.tar.gz").read_bytes()).hexdigest()
     monkeypatch.setenv("P2P_DATASETS_URL", url)
-    root = data.download("facades", cache_dir=tmp_path / "cache")
+    root = data.download("facades", cache_dir=tmp_path / "cache", sha256=digest)
     assert data.list_pairs(root / "train") == [root / "train" / "1.png"]
+    assert digest in capsys.readouterr().out and (tmp_path / "cache" / "facades.sha256").read_text().startswith(digest)
+    assert not (tmp_path / "cache" / "facades.tar.gz").exists()  # downloaded here: unpacked, then removed
     monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")  # nothing listens there
     assert data.download("facades", cache_dir=tmp_path / "cache") == root
 
 
-def test_download_refuses_members_outside_the_cache(file_server, tmp_path, monkeypatch):
+def test_a_wrong_checksum_is_refused_and_the_file_removed(file_server, tmp_path, monkeypatch):
     served, url = file_server
-    _tar(served / "maps.tar.gz", {"maps/ok.txt": b"fine", "../escaped.txt": b"evil"})
+    _tar(served / "facades.tar.gz", {"facades/train/1.png": _png_pair()})
     monkeypatch.setenv("P2P_DATASETS_URL", url)
-    with pytest.raises(data.DataError, match="outside"):
+    with pytest.raises(data.DataError, match="is not the expected 00ff; the file was removed"):
+        data.download("facades", cache_dir=tmp_path / "cache", sha256="00ff")
+    assert not (tmp_path / "cache" / "facades.tar.gz").exists() and not (tmp_path / "cache" / "facades").exists()
+
+
+def test_an_archive_copied_by_hand_is_used_and_kept(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    _tar(cache / "maps.tar.gz", {"maps/train/1.png": _png_pair()})
+    monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")  # offline
+    root = data.download("maps", cache_dir=cache)
+    assert (root / "train" / "1.png").exists() and (cache / "maps.tar.gz").exists()
+
+
+@pytest.mark.parametrize("members, message", [
+    ({"maps/ok.txt": b"fine", "../escaped.txt": b"evil"}, "expected everything in a folder maps/"),
+    ({"maps/ok.txt": b"fine", "maps/../../escaped.txt": b"evil"}, "refused to unpack 'maps/../../escaped.txt'"),
+    ({"other/train/1.png": b"x"}, "expected everything in a folder maps/, found other"),
+])
+def test_download_refuses_unsafe_or_unexpected_archives(file_server, tmp_path, monkeypatch, members, message):
+    served, url = file_server
+    _tar(served / "maps.tar.gz", members)
+    monkeypatch.setenv("P2P_DATASETS_URL", url)
+    with pytest.raises(data.DataError, match=re.escape(message)):
         data.download("maps", cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "cache" / "maps").exists()
+
+
+def test_download_refuses_links(file_server, tmp_path, monkeypatch):
+    served, url = file_server
+    with tarfile.open(served / "maps.tar.gz", "w:gz") as tar:
+        link = tarfile.TarInfo("maps/passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    monkeypatch.setenv("P2P_DATASETS_URL", url)
+    with pytest.raises(data.DataError, match="links, devices"):
+        data.download("maps", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "maps" / "passwd").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
+def test_a_broken_archive_is_named(file_server, tmp_path, monkeypatch, damage):
+    served, url = file_server
+    _tar(served / "night2day.tar.gz", {f"night2day/train/{i}.png": np.random.default_rng(i).bytes(20000) for i in range(5)})
+    whole = (served / "night2day.tar.gz").read_bytes()
+    (served / "night2day.tar.gz").write_bytes(whole[: len(whole) // 2] if damage == "truncated" else b"<html>not found</html>")
+    monkeypatch.setenv("P2P_DATASETS_URL", url)
+    with pytest.raises(data.DataError, match=r"night2day.tar.gz: truncated, or not a .tar.gz archive"):
+        data.download("night2day", cache_dir=tmp_path / "cache")
+
+
+def test_a_server_that_never_answers_times_out(tmp_path, monkeypatch):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections (the kernel does) and never says a word
+    try:
+        monkeypatch.setenv("P2P_DATASETS_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        start = time.monotonic()
+        with pytest.raises(ConnectionError, match="no answer for 1 s"):
+            data.download("edges2shoes", cache_dir=tmp_path / "cache", timeout=1)
+        assert time.monotonic() - start < 30
+    finally:
+        silent.close()
 
 
 def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
