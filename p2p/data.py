@@ -51,6 +51,14 @@ def list_pairs(path) -> list[Path]:
     return files
 
 
+def fingerprint(files) -> str:
+    """A short identity of a set of files: a hash of their names and sizes, the same wherever the folder lies."""
+    import hashlib
+
+    listing = "".join(f"{Path(f).name}:{Path(f).stat().st_size}\n" for f in sorted(files, key=lambda f: Path(f).name))
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
 def split_folder(root, split: str) -> Path:
     """root/split when it exists (a dataset with train/val/test), else root itself (chapter "Data")."""
     root = Path(root)
@@ -63,6 +71,9 @@ def decode_file(file) -> Image.Image:
         with Image.open(file) as image:
             image.load()
             return image
+    except Image.DecompressionBombError as err:  # more pixels than PIL dares to decode
+        raise DataError(f"{file}: too large to decode safely ({err}). A picture this size is far beyond what "
+                        "pix2pix trains on: downscale it, or remove it if it is not a photo.") from err
     except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not an image"
         raise DataError(f"{file}: cannot be decoded as an image ({err}). Delete or replace it.") from err
 

@@ -73,7 +73,9 @@ def start_config(run_dir: Path, config: dict, write: bool = True) -> None:
     config = json.loads(json.dumps(config))  # as it reads back from JSON
     if path.exists():
         saved = json.loads(path.read_text())
-        changed = sorted(k for k in config if k != "steps" and saved.get(k) != config[k])
+        changed = sorted(k for k in config if k not in ("steps", "data") and saved.get(k) != config[k])
+        if _data_identity(saved.get("data")) not in (config["data"]["fingerprint"], config["data"]["path"]):
+            changed.append("data (other files than the run was trained on)")
         if changed:  # more steps may be asked for: that continues a finished run
             raise ValueError(
                 f"{path}: this run was started with other settings ({', '.join(changed)} differ). "
@@ -81,6 +83,11 @@ def start_config(run_dir: Path, config: dict, write: bool = True) -> None:
             )
     if write:
         write_json(path, config)  # whole at every moment: other workers may be reading it
+
+
+def _data_identity(data):
+    """What identifies a run's data in its config: the fingerprint, or the path for runs from before fingerprints."""
+    return data.get("fingerprint") if isinstance(data, dict) else str(Path(data).resolve()) if data else None
 
 
 def checkpoint_of(model) -> tf.train.Checkpoint:

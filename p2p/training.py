@@ -159,7 +159,8 @@ def train(
     log_every = min(log_every, steps)
     checkpoint_every = max(checkpoint_every // log_every, 1) * log_every
     config = {
-        "preset": dataclasses.asdict(preset), "data": str(data_dir), "direction": direction,
+        "preset": dataclasses.asdict(preset), "direction": direction,
+        "data": {"path": str(Path(data_dir).resolve()), "fingerprint": data.fingerprint(train_files)},
         "seed": seed, "steps": steps, "log_every": log_every, "model": model_options,
         "precision": devices.resolve_precision(precision),
     }

@@ -247,3 +247,10 @@ def test_a_folder_of_mixed_sizes_makes_batches_and_trains(tmp_path):
 
     model = training.train(tmp_path, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
     assert int(model.gen_optimizer.iterations.numpy()) == 2
+
+
+def test_a_decompression_bomb_is_named_not_a_traceback(tmp_path, monkeypatch):
+    _write(tmp_path / "huge.png", np.zeros((32, 64, 3), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2048 pixels is then over twice the limit: a "bomb"
+    with pytest.raises(data.DataError, match=r"huge.png: too large to decode safely"):
+        data.list_pairs(tmp_path)

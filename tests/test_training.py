@@ -92,3 +92,17 @@ def test_a_second_process_training_into_the_same_folder_is_refused_naming_the_fi
         holder.wait()
     model = training.train(facades_root, run, "tiny", steps=2, log_every=2, progress=False)  # a killed holder frees it
     assert int(model.gen_optimizer.iterations.numpy()) == 2
+
+
+def test_the_same_data_by_another_path_resumes_and_other_data_is_refused(facades_root, tmp_path):
+    import shutil
+
+    from p2p import facades
+
+    run = tmp_path / "run"
+    training.train(facades_root, run, "tiny", steps=2, log_every=2, progress=False)
+    moved = shutil.copytree(facades_root, tmp_path / "moved")  # the same files, elsewhere
+    assert int(training.train(moved, run, "tiny", steps=4, log_every=2, progress=False).gen_optimizer.iterations) == 4
+    other = facades.make_facades(tmp_path / "other", seed=1, size=64, progress=False)
+    with pytest.raises(ValueError, match=r"data \(other files than the run was trained on\) differ"):
+        training.train(other, run, "tiny", steps=6, log_every=2, progress=False)
