@@ -76,6 +76,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
     assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2, 4]  # no NaN row
 
 
+@pytest.mark.slow  # a child process holds the lock
 def test_a_second_process_training_into_the_same_folder_is_refused_naming_the_first(facades_root, tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(
@@ -97,12 +98,11 @@ def test_a_second_process_training_into_the_same_folder_is_refused_naming_the_fi
 def test_the_same_data_by_another_path_resumes_and_other_data_is_refused(facades_root, tmp_path):
     import shutil
 
-    from p2p import facades
-
     run = tmp_path / "run"
     training.train(facades_root, run, "tiny", steps=2, log_every=2, progress=False)
     moved = shutil.copytree(facades_root, tmp_path / "moved")  # the same files, elsewhere
     assert int(training.train(moved, run, "tiny", steps=4, log_every=2, progress=False).gen_optimizer.iterations) == 4
-    other = facades.make_facades(tmp_path / "other", seed=1, size=64, progress=False)
+    other = shutil.copytree(facades_root, tmp_path / "other")
+    (other / "train" / "1.jpg").unlink()  # one file fewer: other data
     with pytest.raises(ValueError, match=r"data \(other files than the run was trained on\) differ"):
         training.train(other, run, "tiny", steps=6, log_every=2, progress=False)
