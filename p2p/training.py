@@ -139,6 +139,11 @@ def train(
     `steps` defaults to the preset's epochs over the training set; `model_options` go to
     `build_model` (the ablations). Returns the trained model.
 
+    Exactly `steps` steps are trained, and the same call with more steps continues a finished
+    run. Options are checked before anything is written. While it trains, the run folder is
+    locked against other processes (`p2p.runs.lock`); Ctrl-C saves a checkpoint at the step
+    reached; a NaN or infinite loss stops it (`NonFiniteLoss`), keeping the last good checkpoint.
+
     `precision` is "auto" (mixed float16 on GPUs, mixed bfloat16 on TPUs, float32 on CPUs) or
     one of `p2p.devices.PRECISIONS`; the run's config.json records the one used.
 
