@@ -86,8 +86,12 @@ class StopAtStep(keras.callbacks.Callback):
         super().__init__()
         self.steps = steps
 
+    def on_train_begin(self, logs=None):
+        self.step = int(self.model.gen_optimizer.iterations.numpy())  # read once: counting needs no sync per step
+
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.gen_optimizer.iterations.numpy()) >= self.steps:
+        self.step += 1
+        if self.step >= self.steps:
             self.model.stop_training = True
 
 
@@ -99,7 +103,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """After every step: stop the run with NonFiniteLoss, naming the step, as soon as a loss is NaN or infinite.
 
     It runs before the step's metrics row or checkpoint could be written, so a NaN model is
-    never saved over the last good checkpoint.
+    never saved over the last good checkpoint. Like Keras' TerminateOnNaN it reads the losses
+    after every step, which waits for the step to finish.
     """
 
     def __init__(self, run_dir: Path):
