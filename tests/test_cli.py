@@ -116,8 +116,10 @@ def test_train_uses_the_thread_pools_the_benchmark_measured_fastest_here(facades
 
 def test_ctrl_c_saves_a_checkpoint_says_so_in_one_line_and_the_run_resumes(facades_root, tmp_path):
     run = tmp_path / "run"
+    # as in a terminal: a shell that started the tests in the background (CI, nohup) passes SIGINT on ignored
     process = _p2p("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", "100000",
-                   "--log-every", "7", "--checkpoint-every", "1000")
+                   "--log-every", "7", "--checkpoint-every", "1000",
+                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (run / "metrics.csv").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
