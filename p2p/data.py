@@ -5,13 +5,17 @@ Explained in the chapter "Data".
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tarfile
+import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+from tqdm.auto import tqdm
 
 from p2p import records
 
@@ -53,8 +57,6 @@ def list_pairs(path) -> list[Path]:
 
 def fingerprint(files) -> str:
     """A short identity of a set of files: a hash of their names and sizes, the same wherever the folder lies."""
-    import hashlib
-
     listing = "".join(f"{Path(f).name}:{Path(f).stat().st_size}\n" for f in sorted(files, key=lambda f: Path(f).name))
     return hashlib.sha256(listing.encode()).hexdigest()[:16]
 
@@ -232,10 +234,6 @@ def download(name: str, cache_dir=None, *, sha256: str | None = None, timeout: f
 
 def _fetch(url: str, path: Path, timeout: float) -> None:
     """Download `url` to `path` through a .partial file, with a progress bar; ConnectionError saying what to do."""
-    import urllib.request
-
-    from tqdm.auto import tqdm
-
     partial = path.with_name(path.name + ".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -257,8 +255,6 @@ def _fetch(url: str, path: Path, timeout: float) -> None:
 
 def _sha256_of(path: Path) -> str:
     """The sha256 of a file, read in chunks."""
-    import hashlib
-
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while chunk := file.read(1 << 20):
@@ -272,8 +268,6 @@ def _unpack(archive: Path, cache: Path, name: str) -> None:
     The members are checked here rather than by tarfile's "data" filter alone, which could be
     bypassed before Python 3.11.13 / 3.12.11 / 3.13.4 (CVE-2025-4517).
     """
-    import zlib
-
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = [m for m in tar.getmembers() if Path(m.name).parts]  # ("." itself has none)
