@@ -97,6 +97,8 @@ def main(argv=None) -> int:
         elif args.command == "ablate":
             from p2p.ablate import format_table, run_ablations
 
+            devices.use_measured_thread_pools(args.preset, verbose=True)
+
             results = run_ablations(args.out, args.preset, steps=args.steps, seeds=args.seeds,
                                     segmenter_steps=args.segmenter_steps)
             for table in results["tables"]:

@@ -26,13 +26,14 @@ from p2p.models import Discriminator, receptive_field
 PAPER = {
     "loss": {"L1": (0.42, 0.15, 0.11), "GAN": (0.22, 0.05, 0.01), "cGAN": (0.57, 0.22, 0.16),
              "L1+GAN": (0.64, 0.20, 0.15), "L1+cGAN": (0.66, 0.23, 0.17), "ground truth": (0.80, 0.26, 0.21)},
-    "generator": {"encoder-decoder L1": (0.35, None, 0.08), "encoder-decoder L1+cGAN": (0.29, None, 0.05),
-                  "U-Net L1": (0.48, None, 0.13), "U-Net L1+cGAN": (0.55, None, 0.14)},
+    # Table 2 was trained with batch size 10 (its caption), hence its U-Net L1+cGAN row differs from Table 1's.
+    "generator": {"encoder-decoder L1": (0.35, 0.12, 0.08), "encoder-decoder L1+cGAN": (0.29, 0.09, 0.05),
+                  "U-Net L1": (0.48, 0.18, 0.13), "U-Net L1+cGAN": (0.55, 0.20, 0.14)},
     "discriminator": {"1x1": (0.39, 0.15, 0.10), "16x16": (0.65, 0.21, 0.17), "70x70": (0.66, 0.23, 0.17),
                       "286x286": (0.42, 0.16, 0.11)},
 }
 
-#: Receptive fields of the paper's discriminators at 256x256, matched by share of the image.
+#: Receptive fields of the paper's discriminators at 256x256; `patch_depths` matches them by share of the image.
 PAPER_FIELDS = {"1x1": 1, "16x16": 16, "70x70": 70, "286x286": 286}
 
 
@@ -62,6 +63,7 @@ def variants(preset: presets.Preset) -> dict[str, dict]:
     }
     for name in ("1x1", "16x16", "286x286"):
         runs[f"D {name}"] = {"n_layers": depths[name]}
+    runs["L1+cGAN simultaneous"] = {"n_layers": depths["70x70"], "gan_update": "simultaneous"}
     return runs
 
 
@@ -73,6 +75,13 @@ def table_rows(preset: presets.Preset) -> dict[str, dict[str, str]]:
                       "U-Net L1": "L1", "U-Net L1+cGAN": "L1+cGAN"},
         "discriminator": {"1x1": "D 1x1", "16x16": "D 16x16", "70x70": "L1+cGAN", "286x286": "D 286x286"},
     }
+
+
+#: The published implementations' choices that p2p offers as options, each a row against p2p's default (L1+cGAN).
+IMPLEMENTATION_ROWS = {
+    "p2p default: D, then G against the updated D (PyTorch)": "L1+cGAN",
+    "G from D's verdict before D's update (Lua, TF tutorial)": "L1+cGAN simultaneous",
+}
 
 
 SCORES = ("per_pixel_acc", "per_class_acc", "class_iou", "l1", "psnr", "ssim")
@@ -122,7 +131,8 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
     results["ground truth"] = evaluate.fcn_scores(segmenter, test_targets, test_inputs)  # the segmenter's own accuracy
     checkpoint_results()
 
-    jobs = [(name, options, seed) for name, options in variants(preset).items() for seed in seeds]
+    # Seed by seed, so that an ablation cut short has every variant for its first seeds.
+    jobs = [(name, options, seed) for seed in seeds for name, options in variants(preset).items()]
     for name, options, seed in tqdm(jobs, desc="ablations", unit="run", disable=not progress):
         key = f"{name} / seed {seed}"
         if key in results["runs"]:
@@ -145,32 +155,73 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
     return results
 
 
-TITLES = {"loss": "Loss ablation", "generator": "Generator ablation (L1 vs L1+cGAN, encoder-decoder vs U-Net)",
+TITLES = {"loss": "Loss ablation",
+          "generator": "Generator ablation (the paper's Table 2 was trained with batch size 10)",
           "discriminator": "Discriminator receptive field (L1+cGAN)"}
-_SHOWN = (("per_pixel_acc", "per-pixel acc"), ("per_class_acc", "per-class acc"), ("class_iou", "class IoU"))
+FCN_SCORES = (("per_pixel_acc", "per-pixel acc"), ("per_class_acc", "per-class acc"), ("class_iou", "class IoU"))
+IMAGE_SCORES = (("l1", "L1"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"))
 
 
-def format_table(results: dict, table: str) -> str:
-    """One ablation table as text: FCN-scores mean ± std over seeds beside the paper's Cityscapes numbers."""
+def _row_name(results: dict, table: str, row: str) -> str:
     depths = results["config"]["patch_depths"]
-    lines = [TITLES[table], f"{'':26}" + "".join(f"{label:>17}" for _, label in _SHOWN) + "   | paper (Cityscapes)"]
+    return f"{row} (n_layers={depths[row]})" if table == "discriminator" else row
+
+
+def format_table(results: dict, table: str, scores=FCN_SCORES) -> str:
+    """One ablation table as text: scores mean ± std over seeds, and for FCN-scores the paper's Cityscapes numbers."""
+    fcn = scores == FCN_SCORES
+    header = f"{'':26}" + "".join(f"{label:>17}" for _, label in scores) + ("   | paper (Cityscapes)" if fcn else "")
+    lines = [TITLES[table], header]
     rows = dict(results["tables"][table])
-    if table == "loss":
-        rows["ground truth"] = None
+    if table == "loss" and fcn:
+        rows["ground truth"] = None  # the segmenter on the real photos
     for row, variant in rows.items():
-        name = f"{row} (n_layers={depths[row]})" if table == "discriminator" else row
         if variant is None:
-            ours = "".join(f"{results['ground truth'][key]:>17.3f}" for key, _ in _SHOWN)
+            ours = "".join(f"{results['ground truth'][key]:>17.3f}" for key, _ in scores)
         else:
-            scores = results["variants"][variant]
-            ours = "".join(f"{scores[key]['mean']:>10.3f} ± {scores[key]['std']:.3f}" for key, _ in _SHOWN)
-        paper = " ".join("  -  " if v is None else f"{v:.2f}" for v in PAPER[table][row])
-        lines.append(f"{name:26}{ours}   | {paper}")
+            summary = results["variants"][variant]
+            ours = "".join(f"{summary[key]['mean']:>10.3f} ± {summary[key]['std']:.3f}" for key, _ in scores)
+        paper = "   | " + " ".join("  -  " if v is None else f"{v:.2f}" for v in PAPER[table][row]) if fcn else ""
+        lines.append(f"{_row_name(results, table, row):26}{ours}{paper}")
     return "\n".join(lines)
 
 
-def orderings(results: dict, table: str, key: str = "per_pixel_acc") -> list[tuple[str, str, bool]]:
-    """For each pair of rows the paper ranks apart, (better, worse, whether our means rank them the same way)."""
+def t_test_p(t: float, df: int) -> float:
+    """Two-sided p-value of Student's t statistic `t` with `df` degrees of freedom (Simpson's rule on the density)."""
+    if not math.isfinite(t):
+        return 0.0
+    density = lambda x: math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+                                 - (df + 1) / 2 * math.log1p(x * x / df))
+    n, b = 2000, abs(t)
+    h = b / n
+    inside = density(0) + density(b) + sum((4 if i % 2 else 2) * density(i * h) for i in range(1, n))
+    return max(0.0, 1.0 - 2.0 * inside * h / 3.0)
+
+
+def paired_difference(results: dict, better: str, worse: str, key: str = "per_pixel_acc") -> dict:
+    """Score of variant `better` minus variant `worse`, paired by seed: mean, standard error, t, p and significance at 5%.
+
+    Both variants of a seed train on the same data order from the same seed, so the seed is a
+    block and the per-seed differences are the samples (a paired t-test over seeds).
+    """
+    by_seed = {name: {r["seed"]: r[key] for r in results["runs"].values() if r["variant"] == name} for name in (better, worse)}
+    seeds = sorted(set(by_seed[better]) & set(by_seed[worse]))
+    differences = np.array([by_seed[better][s] - by_seed[worse][s] for s in seeds])
+    mean = float(differences.mean()) if len(seeds) else float("nan")
+    if len(seeds) < 2:
+        return {"mean": mean, "se": float("nan"), "t": float("nan"), "p": float("nan"), "n": len(seeds), "significant": False}
+    se = float(differences.std(ddof=1) / math.sqrt(len(seeds)))
+    t = mean / se if se > 0 else math.copysign(math.inf, mean) if mean else 0.0
+    p = t_test_p(t, len(seeds) - 1)
+    return {"mean": mean, "se": se, "t": t, "p": p, "n": len(seeds), "significant": p < 0.05}
+
+
+def orderings(results: dict, table: str, key: str = "per_pixel_acc") -> list[dict]:
+    """Every pair of rows the paper ranks apart by `key`: the paper's difference and ours, paired over seeds.
+
+    Each entry: better and worse (the paper's order), paper (its difference), and from
+    `paired_difference` mean, se, p, significant; agrees is whether our mean has the paper's sign.
+    """
     index = {"per_pixel_acc": 0, "per_class_acc": 1, "class_iou": 2}[key]
     rows = results["tables"][table]
     pairs = []
@@ -179,6 +230,44 @@ def orderings(results: dict, table: str, key: str = "per_pixel_acc") -> list[tup
             paper_a, paper_b = PAPER[table][a][index], PAPER[table][b][index]
             if paper_a is None or paper_b is None or not paper_a > paper_b:
                 continue
-            ours_a, ours_b = (results["variants"][rows[r]][key]["mean"] for r in (a, b))
-            pairs.append((a, b, ours_a > ours_b))
+            ours = paired_difference(results, rows[a], rows[b], key)
+            pairs.append({"better": a, "worse": b, "paper": paper_a - paper_b, **ours, "agrees": ours["mean"] > 0})
     return pairs
+
+
+def verdict(pair: dict) -> str:
+    """In words, what a paired difference supports: the paper's order, the reverse, or neither (not significant)."""
+    if not pair["significant"]:
+        return "not significant"
+    return "as in the paper, significant" if pair["agrees"] else "REVERSED, significant"
+
+
+def format_orderings(results: dict, table: str, key: str = "per_pixel_acc") -> str:
+    """The orderings of one table as text: the paper's difference, ours ± its standard error over seeds, p and verdict."""
+    pairs = orderings(results, table, key)
+    n = pairs[0]["n"] if pairs else 0
+    counts = {v: sum(verdict(p) == v for p in pairs) for v in ("as in the paper, significant", "REVERSED, significant")}
+    lines = [f"{table}: {len(pairs)} orderings by {key} over {n} seeds; {counts['as in the paper, significant']} as in the "
+             f"paper and significant, {counts['REVERSED, significant']} significantly reversed, the rest not significant",
+             f"    {'paper: better > worse':50}{'paper':>7}{'ours ± se':>17}{'p':>7}"]
+    for p in pairs:
+        lines.append(f"    {p['better'] + ' > ' + p['worse']:50}{p['paper']:>+7.2f}{p['mean']:>+10.3f} ± {p['se']:.3f}"
+                     f"{p['p']:>7.3f}  {verdict(p)}")
+    return "\n".join(lines)
+
+
+def format_implementations(results: dict, key: str = "per_pixel_acc") -> str:
+    """The implementations' options p2p offers, scored: each row's scores and its paired difference from p2p's default."""
+    default = next(iter(IMPLEMENTATION_ROWS.values()))
+    lines = [f"{'':58}{'per-pixel acc':>17}{'L1':>17}{'SSIM':>17}   difference in {key} (p)"]
+    for label, variant in IMPLEMENTATION_ROWS.items():
+        if variant not in results["variants"]:
+            continue
+        summary = results["variants"][variant]
+        scores = "".join(f"{summary[k]['mean']:>10.3f} ± {summary[k]['std']:.3f}" for k in ("per_pixel_acc", "l1", "ssim"))
+        if variant == default:
+            lines.append(f"{label:58}{scores}")
+            continue
+        d = paired_difference(results, variant, default, key)
+        lines.append(f"{label:58}{scores}   {d['mean']:+.3f} ± {d['se']:.3f} (p {d['p']:.2f})")
+    return "\n".join(lines)

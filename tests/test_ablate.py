@@ -1,6 +1,7 @@
 """The ablation runner: the paper's patch sizes matched by share of the image, and a tiny-budget run that resumes."""
 
 import json
+import math
 
 import pytest
 
@@ -20,6 +21,34 @@ def test_every_table_row_has_a_variant():
         assert set(rows.values()) <= names
 
 
+def test_table_2_has_the_papers_per_class_accuracy():
+    assert [row[1] for row in ablate.PAPER["generator"].values()] == [0.12, 0.09, 0.18, 0.20]
+
+
+def test_the_t_test_matches_the_closed_forms_for_one_and_two_degrees_of_freedom():
+    for t in (0.3, 1.0, 4.303, 12.706):
+        assert ablate.t_test_p(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-6)
+        assert ablate.t_test_p(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-6)
+    assert ablate.t_test_p(12.706, 1) == pytest.approx(0.05, abs=1e-4)  # the textbook 5% critical values
+    assert ablate.t_test_p(4.303, 2) == pytest.approx(0.05, abs=1e-4)
+
+
+def _results(scores: dict[str, list[float]]) -> dict:
+    return {"runs": {f"{name} / seed {seed}": {"variant": name, "seed": seed, "per_pixel_acc": score}
+                     for name, seed_scores in scores.items() for seed, score in enumerate(seed_scores)}}
+
+
+def test_differences_are_paired_by_seed():
+    # b beats a by exactly 0.01 on every seed, while the seeds themselves differ by 0.2: a paired test must see it
+    results = _results({"a": [0.5, 0.7, 0.9], "b": [0.51, 0.71, 0.91]})
+    d = ablate.paired_difference(results, "b", "a")
+    assert d["mean"] == pytest.approx(0.01) and d["se"] == pytest.approx(0.0, abs=1e-9) and d["significant"]
+    noisy = ablate.paired_difference(_results({"a": [0.5, 0.7, 0.9], "b": [0.55, 0.68, 0.9]}), "b", "a")
+    assert noisy["n"] == 3 and noisy["se"] > 0 and not noisy["significant"]
+    one_seed = ablate.paired_difference(_results({"a": [0.5], "b": [0.6]}), "b", "a")
+    assert one_seed["mean"] == pytest.approx(0.1) and not one_seed["significant"]
+
+
 @pytest.mark.slow  # trains every ablation variant
 def test_a_tiny_ablation_runs_scores_and_resumes(tmp_path):
     results = ablate.run_ablations(tmp_path, "tiny", steps=3, seeds=(0,), segmenter_steps=5, progress=False)
@@ -33,8 +62,9 @@ def test_a_tiny_ablation_runs_scores_and_resumes(tmp_path):
     assert "ground truth" in loss_table and "0.66 0.23 0.17" in loss_table  # the paper's L1+cGAN row beside ours
     assert "70x70 (n_layers=1)" in ablate.format_table(results, "discriminator")
     pairs = ablate.orderings(results, "loss")
-    assert ("L1+cGAN", "GAN", pairs[0][2]) in pairs or any(p[:2] == ("L1+cGAN", "GAN") for p in pairs)
+    assert any((p["better"], p["worse"]) == ("L1+cGAN", "GAN") for p in pairs)
     assert len(pairs) == 10  # 5 rows, all ranked apart by the paper
+    assert "PSNR (dB)" in ablate.format_table(results, "loss", ablate.IMAGE_SCORES)
 
     # an interrupted ablation: drop one finished run; the rerun redoes that one only
     saved = json.loads((tmp_path / "results.json").read_text())
