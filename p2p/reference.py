@@ -9,14 +9,19 @@
 
 Both use Keras' own Adam (`p2p.optimizers.keras_adam`), as the tutorial does. `training_difference`
 checks that p2p trains exactly as the reference it names. Explained in the chapter "Scaling up".
+
+`discriminator_updates` trains D alone on a scaled loss: under Adam, halving D's loss (the
+paper's way to slow D down) moves no weight (chapter "The conditional GAN objective").
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from p2p import losses
+from p2p.optimizers import PAPER_ADAM
 
 
 def tutorial_step(model, *, jit_compile: bool = False):
@@ -104,3 +109,22 @@ def training_difference(p2p_model, reference_model, batches, steps: int = 5) -> 
 def _weights(model):
     """All weights of both networks, trainable or not, in a fixed order."""
     return model.generator.weights + model.discriminator.weights
+
+
+def discriminator_updates(discriminator, batches, *, loss_factor: float, learning_rate: float | None = None) -> np.ndarray:
+    """How D's weights move in Adam steps on `loss_factor` x its summed loss (chapter "The conditional GAN objective").
+
+    Each batch is (real_pairs, fake_pairs). D is trained from its current weights on a copy,
+    with the paper's Adam (or another `learning_rate`); returns the change of every trainable
+    weight, flattened (BatchNorm's moving statistics, which move alike either way, are left
+    out). loss_factor 0.5 is the paper's halved loss, 1 the TensorFlow tutorial's sum.
+    """
+    copy = keras.models.clone_model(discriminator)
+    copy.set_weights(discriminator.get_weights())
+    optimizer = keras.optimizers.Adam(**{**PAPER_ADAM, **({"learning_rate": learning_rate} if learning_rate else {})})
+    for real, fake in batches:
+        with tf.GradientTape() as tape:
+            loss = loss_factor * 2 * losses.discriminator_loss(copy(real, training=True), copy(fake, training=True))
+        optimizer.apply(tape.gradient(loss, copy.trainable_variables), copy.trainable_variables)
+    pairs = zip(copy.trainable_variables, discriminator.trainable_variables)
+    return np.concatenate([(after.numpy() - before.numpy()).ravel() for after, before in pairs])
