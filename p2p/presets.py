@@ -21,6 +21,7 @@ class Preset:
     epochs: float  # passes over the 400 training facades
     jit_compile: bool | str  # XLA: True, False or "auto" (on with a GPU or TPU; slower than oneDNN on CPUs)
     description: str
+    lr_decay: float = 0.0  # the last share of the steps over which the learning rate falls linearly to zero
 
     def steps(self, train_size: int = 400) -> int:
         """Number of train steps of `epochs` passes over `train_size` images."""
@@ -31,8 +32,10 @@ PRESETS = {
     preset.name: preset
     for preset in (
         Preset("paper", 256, 64, 64, 3, 1, 200, "auto",
-               "The paper's facades setting: 256x256, ngf = ndf = 64, 70x70 PatchGAN, batch 1, "
-               "200 epochs. For a GPU (Colab): about 80,000 steps."),
+               "The paper's facades setting: 256x256, ngf = ndf = 64, 70x70 PatchGAN, batch 1, 200 epochs, "
+               "the learning rate constant for 100 and decaying linearly to zero over the last 100, as in the "
+               "official PyTorch code (the Lua code kept it constant). For a GPU (Colab): about 80,000 steps.",
+               lr_decay=0.5),
         Preset("cpu", 128, 16, 16, 2, 1, 1.5, "auto",
                "A laptop CPU in about a minute: 128x128, ngf = ndf = 16, a 34x34 PatchGAN (the "
                "same share of the image as 70x70 at 256), 1.5 epochs (600 steps)."),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p.optimizers import FusedAdam, adam_moments
+from p2p.optimizers import FusedAdam, LinearDecay, adam_moments, paper_optimizer
 
 
 def test_fused_adam_takes_the_same_steps_as_keras_adam():
@@ -38,3 +38,18 @@ def test_adam_moments_finds_the_slots_keras_adam_updates():
 def test_adam_moments_names_the_keras_pin_when_the_internals_are_missing():
     with pytest.raises(RuntimeError, match="keras pin in pyproject.toml"):
         adam_moments(keras.optimizers.SGD(), keras.Variable(np.zeros(2, "float32")))
+
+
+def test_the_linear_decay_holds_the_learning_rate_then_takes_it_to_zero_over_the_last_share_of_the_steps():
+    optimizer = paper_optimizer(steps=10, lr_decay=0.5)  # the paper preset's shape: half constant, half decaying
+    rates = [float(optimizer.learning_rate)]
+    variable = keras.Variable(np.ones(3, np.float32))
+    for _ in range(9):
+        optimizer.apply([tf.ones(3)], [variable])
+        rates.append(float(optimizer.learning_rate))
+    assert rates[:6] == pytest.approx([2e-4] * 6)
+    assert rates[5:] == pytest.approx([2e-4, 1.6e-4, 1.2e-4, 0.8e-4, 0.4e-4])  # one fifth less at each step
+    assert float(LinearDecay(2e-4, 5, 5)(10)) == 0.0
+    assert float(paper_optimizer(steps=10).learning_rate) == pytest.approx(2e-4)  # no decay: constant, as in Lua
+    with pytest.raises(ValueError, match="number of steps"):
+        paper_optimizer(lr_decay=0.5)
