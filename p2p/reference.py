@@ -16,12 +16,16 @@ paper's way to slow D down) moves no weight (chapter "The conditional GAN object
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from p2p import losses
+from p2p import data, inference, losses, presets
+from p2p.models import Discriminator, Generator, generator_filters
 from p2p.optimizers import PAPER_ADAM
+from p2p.pix2pix import GAN_UPDATES
 
 
 def tutorial_step(model, *, jit_compile: bool = False):
@@ -128,3 +132,68 @@ def discriminator_updates(discriminator, batches, *, loss_factor: float, learnin
         optimizer.apply(tape.gradient(loss, copy.trainable_variables), copy.trainable_variables)
     pairs = zip(copy.trainable_variables, discriminator.trainable_variables)
     return np.concatenate([(after.numpy() - before.numpy()).ravel() for after, before in pairs])
+
+
+#: The published implementations' choices, row by row, from their sources (chapter "Reproducing the paper"): the paper
+#: (arXiv 1611.07004 v3 and its appendix), the original Lua code (phillipi/pix2pix: models.lua, train.lua, test.lua),
+#: the official PyTorch code (junyanz/pytorch-CycleGAN-and-pix2pix) and the TensorFlow tutorial (tensorflow/docs,
+#: tutorials/generative/pix2pix). p2p's own column is measured from the package by `p2p_choices`.
+IMPLEMENTATIONS = {
+    "dropout placement": ("decoder layers 1-3 (CD512 x 3)", "decoder layers 1-3", "decoder blocks 2-4, none innermost",
+                          "decoder layers 1-3"),
+    "BatchNorm at the 1x1 bottleneck": ("C512 written (with BatchNorm)", "none", "none", "yes"),
+    "D's loss halved": ("yes, 'to slow down D'", "reported errD only; gradient of the sum", "yes (loss_D * 0.5)",
+                        "no: real + generated"),
+    "G's loss from D": ("not said", "D's output before D's update", "after D's update (3 D passes)",
+                        "before D's update (one D pass)"),
+    "learning-rate schedule": ("not said (2e-4)", "constant, 200 epochs", "100 epochs constant + 100 linear to 0",
+                               "constant"),
+    "resize interpolation": ("not said", "bilinear", "bicubic", "nearest neighbour"),
+    "LeakyReLU slope": ("0.2", "0.2", "0.2", "0.3 (Keras default)"),
+    "D's first-layer bias": ("not said", "none: all biases zeroed every step", "yes", "no"),
+    "weight init": ("N(0, 0.02)", "N(0, 0.02); BatchNorm scale N(1, 0.02)", "N(0, 0.02); BatchNorm scale N(1, 0.02)",
+                    "N(0, 0.02); BatchNorm scale 1"),
+    "trainable parameters G / D (256, 64)": ("-", "as PyTorch (its biases zeroed)", "54,413,955 / 2,768,705",
+                                            "54,414,979 / 2,768,641"),
+    "test time": ("dropout on, batch statistics", "training mode, batch 1", "training mode (no --eval), batch 1",
+                  "training=True, one image at a time"),
+}
+IMPLEMENTATION_NAMES = ("paper", "Lua", "PyTorch", "TF tutorial")
+
+
+def p2p_choices(image_size: int = 64, ngf: int = 8) -> dict[str, str]:
+    """p2p's column of the five-implementations table, measured on its own models and code (chapter "Reproducing the paper").
+
+    The architecture rows are read off a Generator and Discriminator of `image_size` and `ngf`
+    (the parameter counts at 256 and 64); resizing and test time are checked by running them.
+    """
+    generator, discriminator = Generator(image_size, ngf), Discriminator(image_size, ngf, 3)
+    dropout = [layer.name.split("_")[0].removeprefix("dec") for layer in generator.layers
+               if isinstance(layer, keras.layers.Dropout)]
+    bottleneck = f"enc{len(generator_filters(image_size, ngf))}"
+    normalised = any(layer.name == f"{bottleneck}_bn" for layer in generator.layers)
+    slopes = sorted({float(layer.negative_slope) for layer in generator.layers + discriminator.layers
+                     if isinstance(layer, keras.layers.LeakyReLU)})
+    chance = float(losses.discriminator_loss(tf.zeros((1, 1)), tf.zeros((1, 1))))  # log 2 halved, 2 log 2 summed
+    init = generator.get_layer("enc1_conv").kernel_initializer.get_config()
+    gamma = generator.get_layer("dec1_bn").gamma_initializer.get_config()
+    trainable = lambda model: sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    images = tf.random.uniform((2, image_size, image_size, 3), -1.0, 1.0, seed=0)
+    bicubic = tf.clip_by_value(tf.image.resize(images, [9, 9], method="bicubic", antialias=True), -1.0, 1.0)
+    alone = inference.translate(generator, images[:1], dropout=False)
+    with_another = inference.translate(generator, images, dropout=False)[:1]
+    lr_decay = presets.get("paper").lr_decay
+    return {
+        "dropout placement": f"decoder layers {'-'.join((dropout[0], dropout[-1]))}",
+        "BatchNorm at the 1x1 bottleneck": "yes" if normalised else "none (bottleneck_norm=True: the tutorial's)",
+        "D's loss halved": "yes" if math.isclose(chance, math.log(2), rel_tol=1e-5) else "no",
+        "G's loss from D": f"after D's update; gan_update={GAN_UPDATES[1]!r}: before",
+        "learning-rate schedule": f"paper preset: constant, then linear to 0 over the last {lr_decay:.0%}" if lr_decay
+                                  else "constant",
+        "resize interpolation": "bicubic (antialiased)" if np.allclose(data.resize(images, 9), bicubic) else "not bicubic",
+        "LeakyReLU slope": ", ".join(f"{s:g}" for s in slopes),
+        "D's first-layer bias": "yes" if discriminator.get_layer("c1_conv").use_bias else "no",
+        "weight init": f"N({init['mean']:g}, {init['stddev']:g}); BatchNorm scale N({gamma['mean']:g}, {gamma['stddev']:g})",
+        "trainable parameters G / D (256, 64)": f"{trainable(Generator(256, 64)):,} / {trainable(Discriminator(256, 64, 3)):,}",
+        "test time": "training mode, one image at a time" if np.allclose(alone, with_another, atol=1e-5) else "batched",
+    }

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
+from p2p import reference
 from p2p.models import Discriminator, Generator, measured_receptive_field, receptive_field
 
 
@@ -73,3 +74,20 @@ def test_discriminator_too_deep_for_the_image_is_refused():
         Discriminator(64, 8, n_layers=5)
     with pytest.raises(ValueError, match="power of two"):
         Generator(100)
+
+
+def test_the_five_implementations_table_p2p_column_and_the_counts_it_quotes():
+    choices = reference.p2p_choices()
+    assert set(choices) == set(reference.IMPLEMENTATIONS)
+    assert choices["dropout placement"] == "decoder layers 1-3"  # the paper's and Lua's, not PyTorch's 2-4
+    assert choices["BatchNorm at the 1x1 bottleneck"].startswith("none") and choices["D's loss halved"] == "yes"
+    assert choices["LeakyReLU slope"] == "0.2" and choices["D's first-layer bias"] == "yes"
+    assert choices["test time"] == "training mode, one image at a time"
+    assert choices["resize interpolation"].startswith("bicubic")
+    trainable = lambda model: sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    g, d = trainable(Generator(256, 64)), trainable(Discriminator(256, 64, 3))
+    assert choices["trainable parameters G / D (256, 64)"] == f"{g:,} / {d:,}"
+    pytorch, tutorial = (reference.IMPLEMENTATIONS["trainable parameters G / D (256, 64)"][i] for i in (2, 3))
+    assert pytorch == f"{g:,} / {d:,}"  # the same layers and biases as the official PyTorch code
+    # the tutorial: BatchNorm at the bottleneck (its scale and offset), and no bias in D's first layer (64 of them)
+    assert tutorial == f"{trainable(Generator(256, 64, bottleneck_norm=True)):,} / {d - 64:,}"
