@@ -64,6 +64,10 @@ def main(argv=None) -> int:
 
     commands.add_parser("bookruns", help="train and export the book runs (p2p.bookruns)", add_help=False)
 
+    export = commands.add_parser("export", help="write a generator for the Play page's in-browser editor (p2p.export)")
+    export.add_argument("run", help="a run folder, or a book run's name (l1-cgan, ...)")
+    export.add_argument("out", type=Path, help="folder for generator.json and generator.bin")
+
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["bookruns"]:
@@ -104,6 +108,10 @@ def main(argv=None) -> int:
             for table in results["tables"]:
                 print(format_table(results, table), end="\n\n")
             print(args.out / "results.json")
+        elif args.command == "export":
+            from p2p.export import export_run
+
+            print(export_run(args.run, args.out))
         else:
             for path in translate_files(args.run, args.images, args.out):
                 print(path)

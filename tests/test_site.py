@@ -1,6 +1,12 @@
-"""The built site, opened in headless Chromium: every chapter page shows its figures and no error output."""
+"""The built site, opened in headless Chromium with no network: every chapter page is complete.
+
+Complete: its figures loaded, its equations typeset by the site's own MathJax, its widgets drawn
+from their saved state (a progress bar as it finished), no error output, and no request for
+anything outside the site (recorded in the page and in Chromium's network log).
+"""
 
 import functools
+import html
 import http.server
 import json
 import re
@@ -10,6 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 import yaml
 
@@ -17,18 +25,48 @@ pytestmark = pytest.mark.slow  # builds the site and drives Chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CHECK_PAGE = """<!doctype html><html><body><pre id="result">pending</pre><script>
+CHECK_PAGE = r"""<!doctype html><html><body><pre id="result">pending</pre><script>
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+const VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]';
+const drawn = view => view.previousElementSibling?.classList.contains("widget-subarea")
+                      && view.previousElementSibling.getBoundingClientRect().height > 0;
+function prose(doc) {  // the page's text outside code, where LaTeX left raw would show
+  const walker = doc.createTreeWalker(doc.body, NodeFilter.SHOW_TEXT, {acceptNode: node =>
+    node.parentElement.closest("pre, code, script, style, mjx-container") ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+  let text = "";
+  while (walker.nextNode()) text += walker.currentNode.data;
+  return text;
+}
 async function check(page) {
   const frame = document.createElement("iframe");
+  frame.style.width = "1200px";
+  frame.style.height = "900px";
   frame.src = page;
   document.body.appendChild(frame);
   await new Promise(resolve => frame.onload = resolve);
-  const doc = frame.contentDocument;
-  const images = [...doc.querySelectorAll(".cell_output img")];
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  if (win.MathJax?.startup?.promise) await win.MathJax.startup.promise;
+  const views = [...doc.querySelectorAll(VIEW)];
+  for (let waited = 0; waited < 20000 && !views.every(drawn); waited += 100) await sleep(100);
+  const images = [...doc.images];
   await Promise.all(images.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
-  return {page, title: doc.title, images: images.length, loaded: images.filter(i => i.naturalWidth > 0).length,
-          errors: doc.querySelectorAll(".output.traceback, .output.error, .output.stderr").length,
-          text: doc.body.innerText.length};
+  const text = doc.body.innerText;
+  const report = {page, title: doc.title, figures: doc.querySelectorAll(".cell_output img").length,
+    colab: doc.querySelector('a[href*="colab.research.google.com"]')?.href,
+    unloaded: images.filter(i => i.naturalWidth === 0).map(i => i.src),
+    errors: doc.querySelectorAll(".output.traceback, .output.error, .output.stderr").length,
+    text: text.length,
+    outside: win.performance.getEntriesByType("resource").map(e => e.name)
+      .filter(u => /^(https?|wss?):/.test(u) && !u.startsWith(location.origin + "/")),
+    equations: doc.querySelectorAll(".math").length,
+    untypeset: [...doc.querySelectorAll(".math")].filter(m => !m.querySelector("mjx-container")).length,
+    tex_errors: doc.querySelectorAll("mjx-merror").length,
+    raw_tex: (prose(doc).match(/\\[\[(]|\$\$/g) || []).length,
+    widgets: views.length, blank_widgets: views.filter(v => !drawn(v)).length,
+    counts: [...text.matchAll(/(\d+)\/(\d+)\s*[\[\u2501]/g)].map(m => [m[1], m[2]]),  // tqdm's "0/600 [", Keras' "1/1000 ━"
+    fonts_failed: [...doc.fonts].filter(f => f.status === "error").map(f => f.family)};
+  frame.remove();
+  return report;
 }
 (async () => {
   const results = [];
@@ -43,15 +81,17 @@ def _chapters():
     return [toc["root"]] + [chapter["file"] for chapter in toc["chapters"]]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The book built from the committed chapter outputs (no execution), with warnings as errors."""
-    folder = tmp_path_factory.mktemp("site")
+def _build(source: Path, folder: Path) -> Path:
+    """The book in `source` built into `folder` with the project's _config.yml, from the notebooks' saved outputs."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
+    # the config's paths are the repository's, but this config file and `source` may be elsewhere
+    sphinx = config["sphinx"]
+    sphinx["local_extensions"] = {name: str(ROOT / path) for name, path in sphinx["local_extensions"].items()}
+    sphinx["config"]["html_extra_path"] = [str(ROOT / path) for path in sphinx["config"]["html_extra_path"]]
     (folder / "_config.yml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT), "--config", str(folder / "_config.yml"),
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--config", str(folder / "_config.yml"),
          "--path-output", str(folder), "--warningiserror", "--nitpick"],
         capture_output=True, text=True, timeout=900,
     )
@@ -59,20 +99,47 @@ def site(tmp_path_factory):
     return folder / "_build" / "html"
 
 
-def test_every_chapter_page_renders_its_figures(site):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The book built from the committed chapter outputs (no execution), with warnings as errors."""
+    return _build(ROOT, tmp_path_factory.mktemp("site"))
+
+
+def _requests_from(net_log: Path, origin: str) -> list[str]:
+    """The URLs that pages of `origin` asked for, from a Chromium network log (--log-net-log)."""
+    log = json.loads(net_log.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    params = [event.get("params", {}) for event in log["events"] if event["type"] == start]  # its end has none
+    return [p["url"] for p in params if p.get("initiator") == origin]  # not Chromium's own (autofill, updates)
+
+
+def _open_offline(site: Path, pages: list[str]) -> list[dict]:
+    """Each page of `site` opened in headless Chromium that can reach nothing but the site: what CHECK_PAGE reports."""
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed (`make test` installs it: apt-get install chromium)"
-    pages = [f"{chapter}.html" for chapter in _chapters()]
     (site / "check.html").write_text(CHECK_PAGE.replace("PAGES", json.dumps(pages)))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    missing = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def send_error(self, code, message=None, explain=None):
+            if self.path != "/favicon.ico":  # asked for by the browser itself; the book has none
+                missing.append((code, self.path))
+            super().send_error(code, message, explain)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    net_log = site.parent / "chromium-net-log.json"
     try:
         result = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={site.parent / 'chromium-profile'}", "--virtual-time-budget=30000", "--dump-dom",
-             f"http://127.0.0.1:{server.server_address[1]}/check.html"],
+             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", f"--log-net-log={net_log}",
+             f"--user-data-dir={site.parent / 'chromium-profile'}", "--virtual-time-budget=120000", "--dump-dom",
+             f"{origin}/check.html"],
             capture_output=True, text=True, timeout=300,
         )
     finally:
@@ -80,9 +147,44 @@ def test_every_chapter_page_renders_its_figures(site):
         server.server_close()
     found = re.search(r'<pre id="result">(.*?)</pre>', result.stdout, re.S)
     assert found and found.group(1) != "pending", result.stdout[-2000:] + result.stderr[-2000:]
-    reports = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    reports = json.loads(html.unescape(found.group(1)))
     assert [r["page"] for r in reports] == pages
+    assert not missing, f"the site lacks files its pages load: {missing}"
+    outside = [url for url in _requests_from(net_log, origin) if not url.startswith(origin)]
+    assert not outside, f"pages asked for files outside the site: {outside}"
     for report in reports:
-        assert report["images"] >= 1 and report["loaded"] == report["images"], report
-        assert report["errors"] == 0, report
-        assert report["text"] > 2000, report
+        assert not report["outside"] and not report["unloaded"] and not report["fonts_failed"], report
+        assert report["errors"] == report["untypeset"] == report["tex_errors"] == report["raw_tex"] == 0, report
+        assert report["blank_widgets"] == 0, report
+        assert all(done == total for done, total in report["counts"]), report  # no progress bar left unfinished
+    return reports
+
+
+def test_every_chapter_page_is_complete_offline(site):
+    reports = _open_offline(site, [f"{chapter}.html" for chapter in _chapters()])
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repository = config["repository"]["url"].removeprefix("https://github.com/")
+    colab = f"{config['launch_buttons']['colab_url']}/github/{repository}/blob/{config['repository']['branch']}"
+    for chapter, report in zip(_chapters(), reports):
+        assert report["figures"] >= 1 and report["text"] > 2000, report
+        assert report["colab"] == f"{colab}/{chapter}.ipynb", report  # the launch button opens this chapter
+    # the checks were exercised: the chapters have equations and a widget
+    assert sum(r["equations"] for r in reports) >= 1 and sum(r["widgets"] for r in reports) >= 1
+
+
+def test_a_progress_bar_saved_as_a_widget_reads_as_finished(tmp_path):
+    """A notebook's tqdm.auto bar (what p2p's progress bars are) reads 600/600 on the site, as it finished."""
+    source = tmp_path / "book"
+    source.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# A progress bar"),
+        nbformat.v4.new_code_cell("from tqdm.auto import tqdm\nfor step in tqdm(range(600), desc='train'):\n    pass"),
+    ])
+    notebook.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbclient.NotebookClient(notebook, timeout=120).execute()
+    (output,) = notebook.cells[1].outputs
+    assert "0/600" in output.data["text/plain"]  # the text saved beside the widget is the bar as first drawn
+    nbformat.write(notebook, source / "progress.ipynb")
+    (source / "_toc.yml").write_text("format: jb-book\nroot: progress\n")
+    (report,) = _open_offline(_build(source, tmp_path), ["progress.html"])
+    assert report["widgets"] == 1 and report["counts"] == [["600", "600"]], report
