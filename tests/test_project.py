@@ -1,25 +1,64 @@
 """The project's own files agree with each other."""
 
+import re
 from pathlib import Path
 
 import tomllib
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _name(requirement: str) -> str:
-    return requirement.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower()
+def _declared() -> set[str]:
+    """Every requirement pyproject.toml declares, its extras' included."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return set(project["dependencies"]) | {r for extra in project["optional-dependencies"].values() for r in extra}
+
+
+def _pinned(line: str, where: str) -> tuple[str, Version]:
+    """The normalized name and the version of an exact pin `name==version`."""
+    requirement = Requirement(line)
+    specifiers = list(requirement.specifier)
+    assert len(specifiers) == 1 and specifiers[0].operator == "==", f"{where}: {line!r} is not an exact pin name==version"
+    return canonicalize_name(requirement.name), Version(specifiers[0].version)
 
 
 def test_environment_yml_has_the_dependencies_of_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = set(project["dependencies"]) | {r for extra in project["optional-dependencies"].values() for r in extra}
+    declared = _declared()
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    conda = {d for d in pip if not d.startswith("-e")}
+    conda = {d for d in pip if not d.startswith("-")}
     assert conda == declared, f"only in environment.yml: {conda - declared}; only in pyproject.toml: {declared - conda}"
-    assert {_name(r) for r in declared} >= {"tensorflow", "tensorboard", "jupyter-book", "nbval", "papermill", "pytest"}
+    assert "-c constraints.txt" in pip  # the versions that `make` installs
+    assert {canonicalize_name(Requirement(r).name) for r in declared} >= {
+        "tensorflow", "tensorboard", "jupyter-book", "nbval", "papermill", "pytest"}
+
+
+def test_constraints_pin_every_dependency_inside_its_declared_range():
+    lines = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
+    pins = dict(_pinned(line, "constraints.txt") for line in lines)
+    assert len(pins) == len(lines), "constraints.txt pins a package twice"
+    assert "p2p" not in pins
+    for requirement in map(Requirement, _declared()):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"constraints.txt pins no {name}: regenerate it as its first lines say"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pins[name]}, outside pyproject.toml's {requirement}: "
+            "regenerate it as its first lines say")
+
+
+def test_the_lowest_tensorflow_target_installs_the_lowest_versions_declared():
+    lowest = re.search(r"^LOWEST_TF := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1).split()
+    pins = dict(_pinned(pin, "Makefile's LOWEST_TF") for pin in lowest)
+    assert set(pins) == {"tensorflow", "keras"}
+    declared = {canonicalize_name(r.name): r for r in map(Requirement, _declared())}
+    for name, version in pins.items():
+        (bound,) = [s for s in declared[name].specifier if s.operator == ">="]
+        assert declared[name].specifier.contains(version) and version.release[:2] == Version(bound.version).release[:2], (
+            f"Makefile's LOWEST_TF installs {name}=={version}, not the lowest {declared[name]} of pyproject.toml")
 
 
 def test_ci_runs_the_readme_test_command():
