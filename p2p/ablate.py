@@ -102,11 +102,10 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     config = {"preset": preset.name, "image_size": preset.image_size, "steps": steps or preset.steps(),
-              "seeds": list(seeds), "segmenter_steps": segmenter_steps,
-              "patch_depths": patch_depths(preset.image_size)}
-    if results.get("config", config) != config:
+              "segmenter_steps": segmenter_steps, "patch_depths": patch_depths(preset.image_size)}
+    if _settings(results.get("config", config)) != config:  # more seeds may be added to a folder, nothing else
         raise ValueError(f"{results_path}: made with other settings {results['config']}; use another --out")
-    results.setdefault("config", config)
+    results["config"] = {**config, "seeds": results.get("config", {}).get("seeds", [])}
     results.setdefault("runs", {})
     results.setdefault("wall_seconds", 0.0)
     results["provenance"] = records.provenance()
@@ -148,10 +147,49 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
             runs.save_sample(model, (test_inputs[:4], test_targets[:4]), out / "samples" / f"{name}.png")
         checkpoint_results()
 
-    results["variants"] = {name: summarize([r for r in results["runs"].values() if r["variant"] == name])
-                           for name in variants(preset)}
-    results["tables"] = table_rows(preset)
+    _summarize_runs(results, preset)
     checkpoint_results()
+    return results
+
+
+def _settings(config: dict) -> dict:
+    """An ablation's settings, which every run in its results shares: its config without the seeds."""
+    return {key: value for key, value in config.items() if key != "seeds"}
+
+
+def _summarize_runs(results: dict, preset: presets.Preset) -> None:
+    """Fill in the seeds, the per-variant summaries and the tables of `results` from its runs."""
+    results["config"]["seeds"] = sorted({r["seed"] for r in results["runs"].values()})
+    results["variants"] = {name: summarize(found) for name in variants(preset)
+                           if (found := [r for r in results["runs"].values() if r["variant"] == name])}
+    results["tables"] = table_rows(preset)
+
+
+def merge_results(out, *others) -> dict:
+    """Add the runs of other ablation folders (other seeds run side by side) to `out` (chapter "Reproducing the paper").
+
+    The folders must share their settings and their segmenter (copy out/segmenter.weights.h5 and
+    out/data into a folder before running more seeds there): FCN-scores from different
+    segmenters cannot be compared. Each merged folder's provenance is kept under "merged".
+    """
+    out = Path(out)
+    results = json.loads((out / "results.json").read_text())
+    for other in map(Path, others):
+        theirs = json.loads((other / "results.json").read_text())
+        if _settings(theirs["config"]) != _settings(results["config"]):
+            raise ValueError(f"{other}: made with other settings {theirs['config']} than {out} ({results['config']})")
+        if theirs["ground truth"] != results["ground truth"]:
+            raise ValueError(f"{other}: scored by another segmenter than {out} (its scores on the real photos differ); "
+                             f"copy {out / 'segmenter.weights.h5'} into it and score again")
+        clashes = sorted(key for key in theirs["runs"] if key in results["runs"] and theirs["runs"][key] != results["runs"][key])
+        if clashes:
+            raise ValueError(f"{other}: runs {', '.join(clashes)} differ from those in {out}")
+        results["runs"].update(theirs["runs"])
+        results["wall_seconds"] += theirs["wall_seconds"]
+        results.setdefault("merged", []).append({"folder": other.name, "seeds": theirs["config"]["seeds"],
+                                                  "wall_seconds": theirs["wall_seconds"], **theirs["provenance"]})
+    _summarize_runs(results, presets.get(results["config"]["preset"]))
+    records.write_json(out / "results.json", results)
     return results
 
 
