@@ -30,17 +30,36 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 #: Resize to this fraction of the image size before the random crop (286 for 256).
 JITTER_SCALE = 286 / 256
 
+#: The most memory `paired_dataset` spends caching a folder's pairs, in bytes (2 GiB). Pairs are cached
+#: at the size jitter crops from, as uint8: 6 x 286 x 286 bytes a pair at 256, so 2 GiB holds about
+#: 4,400 of them (the released maps: 1,096, 0.54 GB). A folder that needs more is decoded on every pass.
+CACHE_BUDGET = 2 * 1024**3
+
 
 class DataError(ValueError):
     """A dataset file or folder that cannot be used, with the file named and the fix said."""
 
 
-def list_pairs(path) -> list[Path]:
-    """Check a folder of A|B images and return its files, sorted (chapter "Data").
+def list_pairs(path) -> list:
+    """Check a dataset folder and return its pairs, sorted by name (chapter "Data").
 
-    Every file is decoded in full here, so a corrupt, truncated or odd-width image stops the
-    run before training starts, with its name and what is wrong.
+    A folder of A|B files gives its files. A folder holding A/ and B/ (the layout the official
+    code's combine script starts from), or the (A folder, B folder) that `split_folder` returns
+    for root/A/<split> and root/B/<split>, gives (A file, B file) tuples matched by name.
+    Every file is decoded in full here, so a corrupt, truncated or odd-width image, or a name
+    missing from one side, stops the run before training starts, with its name and what is wrong.
     """
+    if isinstance(path, tuple) or (Path(path, "A").is_dir() and Path(path, "B").is_dir()):
+        a_dir, b_dir = path if isinstance(path, tuple) else (Path(path, "A"), Path(path, "B"))
+        return _matched_pairs(Path(a_dir), Path(b_dir))
+    files = _images(path)
+    for file in files:
+        check_pair_file(file)
+    return files
+
+
+def _images(path) -> list[Path]:
+    """The image files of a folder, sorted; DataError if the folder is missing or holds none."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(
@@ -50,39 +69,88 @@ def list_pairs(path) -> list[Path]:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder.")
-    for file in files:
-        check_pair_file(file)
     return files
 
 
-def fingerprint(files) -> str:
-    """A short identity of a set of files: a hash of their names and sizes, the same wherever the folder lies."""
-    listing = "".join(f"{Path(f).name}:{Path(f).stat().st_size}\n" for f in sorted(files, key=lambda f: Path(f).name))
+def _matched_pairs(a_dir: Path, b_dir: Path) -> list[tuple[Path, Path]]:
+    """The (A file, B file) pairs of two folders, matched by name and decoded in full; DataError naming unmatched names."""
+    for folder, other in ((a_dir, b_dir), (b_dir, a_dir)):
+        if other.is_dir() and not folder.is_dir():
+            raise DataError(f"{folder}: no such folder, though {other} exists. Pairs kept in separate folders need "
+                            f"both, A and B, holding files of the same names.")
+    a_files, b_files = ({f.name: f for f in _images(folder)} for folder in (a_dir, b_dir))
+    for folder, other, missing in ((b_dir, a_dir, a_files.keys() - b_files), (a_dir, b_dir, b_files.keys() - a_files)):
+        if missing:
+            names = sorted(missing)
+            listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise DataError(f"{folder}: lacks {len(names)} of the files in {other} ({listed}). A pair is an A file and "
+                            "a B file of the same name: add the missing halves, or remove the files that have none.")
+    pairs = [(a_files[name], b_files[name]) for name in sorted(a_files)]
+    for pair in pairs:
+        for file in pair:
+            _decode(file)
+    return pairs
+
+
+def fingerprint(pairs) -> str:
+    """A short identity of a dataset's files: a hash of their names and sizes, the same wherever it lies (chapter "Data").
+
+    A pair of separate A and B files counts both their sizes.
+    """
+    files = [pair if isinstance(pair, tuple) else (pair,) for pair in pairs]
+    listing = "".join(f"{Path(f[0]).name}:{':'.join(str(Path(half).stat().st_size) for half in f)}\n"
+                      for f in sorted(files, key=lambda f: Path(f[0]).name))
     return hashlib.sha256(listing.encode()).hexdigest()[:16]
 
 
-def split_folder(root, split: str) -> Path:
-    """root/split when it exists (a dataset with train/val/test), else root itself (chapter "Data")."""
+def split_folder(root, split: str):
+    """Where a split of a dataset lies (chapter "Data").
+
+    root/split when it exists (A|B files with train/val/test); (root/A/split, root/B/split) when
+    either of those exists, for `list_pairs`, `paired_dataset` and `example_batch`; else root itself.
+    """
     root = Path(root)
-    return root / split if (root / split).is_dir() else root
+    if (root / split).is_dir():
+        return root / split
+    halves = (root / "A" / split, root / "B" / split)
+    return halves if any(half.is_dir() for half in halves) else root
 
 
-def decode_file(file) -> Image.Image:
-    """Decode an image file in full with PIL; raise DataError naming the file if it is corrupt or truncated."""
+def decode_rgb(file) -> np.ndarray:
+    """Decode an image file as a uint8 (height, width, 3) RGB array with PIL: the one way p2p reads images (chapter "Data").
+
+    Training and `translate` read through here, and the checks through its first step, so all read every file alike.
+    16-bit images (modes "I;16", "I;16B", "I") are scaled to 8 bits (value / 257, rounded);
+    1-bit, palette, grey, grey+alpha, RGBA and CMYK images become RGB, alpha dropped (as the
+    official code's convert("RGB") does). Raises DataError naming the file if it cannot be used.
+    """
+    image = _decode(file)
+    if image.mode == "RGB":
+        return np.asarray(image)
+    grey = np.clip(np.rint(np.asarray(image) / 257), 0, 255).astype(np.uint8)  # 16 bits: 65535 is 255
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def _decode(file) -> Image.Image:
+    """Decode a file in full with PIL, into RGB or a 16-bit grey mode; DataError naming the file if it cannot be used.
+
+    The checks stop here: whether a file is usable is known before its pixels are copied into an array.
+    """
     try:
         with Image.open(file) as image:
             image.load()
-            return image
+            sixteen_bits = image.mode == "I" or image.mode.startswith("I;16")
+            return image if image.mode == "RGB" or sixteen_bits else image.convert("RGB")
     except Image.DecompressionBombError as err:  # more pixels than PIL dares to decode
         raise DataError(f"{file}: too large to decode safely ({err}). A picture this size is far beyond what "
                         "pix2pix trains on: downscale it, or remove it if it is not a photo.") from err
-    except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not an image"
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not an image" (or "not as RGB")
         raise DataError(f"{file}: cannot be decoded as an image ({err}). Delete or replace it.") from err
 
 
 def check_pair_file(file) -> tuple[int, int]:
-    """Decode one A|B image fully and return its (width, height); raise DataError if unusable."""
-    width, height = decode_file(file).size
+    """Decode one A|B image fully and return its (width, height); raise DataError if unusable (chapter "Data")."""
+    width, height = _decode(file).size
     if width % 2:
         raise DataError(
             f"{file}: width {width} is odd, so it cannot hold two halves A|B side by side. "
@@ -92,8 +160,8 @@ def check_pair_file(file) -> tuple[int, int]:
 
 
 def load_image(file):
-    """Read any image file as float32 RGB in [-1, 1]; grayscale and RGBA are converted (chapter "Data")."""
-    return normalize(np.asarray(decode_file(file).convert("RGB")))
+    """Read any image file as float32 RGB in [-1, 1], through `decode_rgb` (chapter "Data")."""
+    return normalize(decode_rgb(file))
 
 
 def check_direction(direction: str) -> None:
@@ -104,17 +172,28 @@ def check_direction(direction: str) -> None:
 
 def split_pair(image, direction: str = "BtoA"):
     """Split an A|B image into (input, target): BtoA takes the right half as input (chapter "Data")."""
-    check_direction(direction)
     half = tf.shape(image)[1] // 2
-    a, b = image[:, :half], image[:, half:]
+    return _orient(image[:, :half], image[:, half:], direction)
+
+
+def _orient(a, b, direction: str):
+    """(input, target) from the halves A and B of a pair: BtoA takes B as input."""
+    check_direction(direction)
     return (b, a) if direction == "BtoA" else (a, b)
 
 
-def load_pair(file, direction: str = "BtoA"):
-    """Read one A|B file as (input, target) float32 images in [-1, 1] (chapter "Data")."""
-    image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    input_image, target = split_pair(image, direction)
+def _read_halves(pair) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a pair, an A|B file or an (A file, B file) tuple, into its halves (A, B) as uint8 arrays."""
+    if isinstance(pair, tuple):
+        return decode_rgb(pair[0]), decode_rgb(pair[1])
+    image = decode_rgb(pair)
+    half = image.shape[1] // 2
+    return image[:, :half], image[:, half:]
+
+
+def load_pair(pair, direction: str = "BtoA"):
+    """Read one pair (an A|B file, or an (A file, B file) tuple) as (input, target) float32 images in [-1, 1] (chapter "Data")."""
+    input_image, target = _orient(*_read_halves(pair), direction)
     return normalize(input_image), normalize(target)
 
 
@@ -129,7 +208,9 @@ def to_uint8(image):
 
 
 def resize(image, size: int):
-    """Resize to size x size with bicubic interpolation, as the official code does."""
+    """Resize to size x size with bicubic interpolation, as the official code does; one of that size is returned as it is."""
+    if tuple(image.shape[-3:-1]) == (size, size):  # bicubic at scale 1 would give it back, at a cost
+        return image
     return tf.clip_by_value(tf.image.resize(image, [size, size], method="bicubic", antialias=True), -1.0, 1.0)
 
 
@@ -157,28 +238,36 @@ def paired_dataset(
     seed: int | None = None,
     cache: bool = True,
 ) -> tf.data.Dataset:
-    """A tf.data pipeline of (input, target) batches in [-1, 1] from a folder of A|B files (chapter "Data").
+    """A tf.data pipeline of (input, target) batches in [-1, 1] from a dataset folder (chapter "Data").
 
-    Files are checked first (see `list_pairs`), decoded once and cached (`cache=False` decodes
-    every file on every pass, as the TensorFlow tutorial does), then shuffled, jittered and
-    mirrored (when `jitter`), batched and prefetched.
+    Pairs are checked first (see `list_pairs`, which also says what folders are accepted). Each
+    is decoded with PIL (`decode_rgb`) and each half resized on its own to the size jitter crops
+    from (286 for 256; image_size itself without jitter), then kept as uint8. These are cached in
+    memory when they fit in CACHE_BUDGET, else streamed: decoded again on every pass, as with
+    `cache=False` (the TensorFlow tutorial's way). Then shuffled, cropped and mirrored (when
+    `jitter`: `jitter()` on pairs already at its size only crops and flips them), batched and prefetched.
     """
     check_direction(direction)
-    files = [str(f) for f in list_pairs(path)]
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    dataset = dataset.map(lambda f: load_pair(f, direction), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    pairs = list_pairs(path)
+    size = int(round(image_size * JITTER_SCALE)) if jitter else image_size
+    cached = cache and len(pairs) * size * size * 6 <= CACHE_BUDGET
+
+    def read(index):
+        halves = tf.numpy_function(lambda i: _orient(*_read_halves(pairs[i]), direction), [index], [tf.uint8, tf.uint8])
+        return tuple(to_uint8(resize(normalize(tf.ensure_shape(half, [None, None, 3])), size)) for half in halves)
+
+    dataset = tf.data.Dataset.range(len(pairs))
+    if cached:
+        dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if shuffle:  # cached, the buffer shares the cache's pairs; streamed, it holds indices, not images
+        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    if not cached:
+        dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda x, y: (normalize(x), normalize(y)), num_parallel_calls=tf.data.AUTOTUNE)
     if jitter:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
             lambda pair, s: _jitter_pair(pair, image_size, s), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    else:
-        dataset = dataset.map(
-            lambda x, y: (resize(x, image_size), resize(y, image_size)), num_parallel_calls=tf.data.AUTOTUNE
         )
     return dataset.batch(batch_size, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
 
@@ -186,9 +275,9 @@ def paired_dataset(
 def example_batch(path, n: int = 4, *, image_size: int = 256, direction: str = "BtoA"):
     """The first n pairs of a folder as one (inputs, targets) batch, unjittered: fixed examples to compare models on.
 
-    Each pair is resized on its own, so files of different sizes make one batch.
+    Each half is resized on its own, so files of different sizes make one batch.
     """
-    pairs = [load_pair(str(f), direction) for f in list_pairs(path)[:n]]
+    pairs = [load_pair(pair, direction) for pair in list_pairs(path)[:n]]
     inputs, targets = zip(*((resize(a, image_size), resize(b, image_size)) for a, b in pairs))
     return tf.stack(inputs), tf.stack(targets)
 

@@ -113,6 +113,138 @@ def test_bad_direction():
         data.split_pair(tf.zeros([2, 4, 3]), "LtoR")
 
 
+# one decoding path ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, levels, save", [
+    ("tiff.png", (0, 128, 255), lambda path, grey: Image.fromarray(grey).save(path, format="TIFF")),
+    ("one-bit.bmp", (0, 255), lambda path, grey: Image.fromarray(grey).convert("1").save(path)),
+    ("grey16.png", (0, 128, 255), lambda path, grey: Image.fromarray(grey.astype(np.uint16) * 257).save(path)),
+])
+def test_training_and_translate_read_alike_what_tensorflow_could_not(tmp_path, name, levels, save):
+    # tf.io.decode_image (training, before) refused the first two and read a 16-bit mid-grey as 128, where PIL's
+    # convert("RGB") (translate, before) read 255: now both read through data.decode_rgb, and see 128.
+    grey = np.random.default_rng(0).choice(np.array(levels, np.uint8), (16, 32))
+    save(tmp_path / name, grey)
+    expected = data.normalize(np.repeat(grey[..., None], 3, axis=-1))  # a 16-bit 128 * 257 reads as 128
+    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=16, jitter=False, shuffle=False,
+                                                    direction="AtoB")))
+    np.testing.assert_array_equal(tf.concat([inputs[0], targets[0]], axis=1), expected)
+    np.testing.assert_array_equal(data.load_image(tmp_path / name), expected)  # what `translate` reads
+    assert next(iter(data.paired_dataset(tmp_path, image_size=8, seed=0)))[0].shape == (1, 8, 8, 3)
+
+
+def _palette_with_transparency(path):
+    image = Image.new("P", (4, 4))
+    image.putpalette([10, 20, 30, 200, 100, 50])
+    image.save(path, transparency=0)
+
+
+@pytest.mark.parametrize("name, save, rgb", [
+    ("palette.png", _palette_with_transparency, (10, 20, 30)),
+    ("grey-alpha.png", lambda path: Image.new("LA", (4, 4), (200, 50)).save(path), (200, 200, 200)),
+    ("rgba.png", lambda path: Image.new("RGBA", (4, 4), (100, 150, 200, 0)).save(path), (100, 150, 200)),
+    ("cmyk.tif", lambda path: Image.new("CMYK", (4, 4), (0, 255, 255, 0)).save(path), (255, 0, 0)),
+    ("big-endian16.tif", lambda path: Image.fromarray(np.full((4, 4), 40000, ">u2")).save(path), (round(40000 / 257),) * 3),
+    ("int32.tif", lambda path: Image.fromarray(np.full((4, 4), 40000, np.int32)).save(path), (round(40000 / 257),) * 3),
+])
+def test_every_mode_becomes_rgb_and_16_bits_are_scaled_not_clipped(tmp_path, name, save, rgb):
+    save(tmp_path / name)
+    decoded = data.decode_rgb(tmp_path / name)
+    assert decoded.dtype == np.uint8 and decoded.shape == (4, 4, 3)
+    np.testing.assert_array_equal(decoded, np.broadcast_to(np.array(rgb, np.uint8), (4, 4, 3)))
+
+
+# separate A/ and B/ folders ------------------------------------------------------------------
+
+
+def _ab_root(root, splits, names=("1.jpg", "2.jpg", "3.jpg")):
+    """The official code's layout, root/A/<split>/name and root/B/<split>/name, with A and B of different sizes."""
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for half, shape in (("A", (24, 40, 3)), ("B", (32, 32, 3))):
+            (root / half / split).mkdir(parents=True)
+            for name in names:
+                _write(root / half / split / name, rng.integers(0, 256, shape, dtype=np.uint8))
+    return root
+
+
+@pytest.mark.parametrize("splits", [("train", "test"), ("",)], ids=["root/A/train", "root/A"])
+def test_separate_a_and_b_folders_pair_by_name(tmp_path, splits):
+    root = _ab_root(tmp_path / "root", splits)
+    folder = data.split_folder(root, "train")
+    a_dir, b_dir = (root / half / splits[0] for half in "AB")
+    assert data.list_pairs(folder) == [(a_dir / n, b_dir / n) for n in ("1.jpg", "2.jpg", "3.jpg")]
+    inputs, targets = data.example_batch(folder, 3, image_size=16, direction="AtoB")
+    np.testing.assert_allclose(inputs[1], data.resize(data.load_image(a_dir / "2.jpg"), 16), atol=1e-6)  # A is the input
+    np.testing.assert_allclose(targets[1], data.resize(data.load_image(b_dir / "2.jpg"), 16), atol=1e-6)
+    swapped, _ = data.example_batch(folder, 3, image_size=16, direction="BtoA")
+    np.testing.assert_array_equal(swapped, targets)
+    batch = next(iter(data.paired_dataset(folder, image_size=16, jitter=False, shuffle=False, batch_size=3,
+                                          direction="AtoB")))
+    np.testing.assert_allclose(batch[0], inputs, atol=1 / 127.5)
+    np.testing.assert_allclose(batch[1], targets, atol=1 / 127.5)
+    before = data.fingerprint(data.list_pairs(folder))
+    _write(b_dir / "3.jpg", np.zeros((32, 48, 3), np.uint8))  # only B's file changes
+    assert data.fingerprint(data.list_pairs(folder)) != before
+
+
+def test_a_name_missing_from_one_side_is_named(tmp_path):
+    root = _ab_root(tmp_path, ("train",))
+    for name in ("2.jpg", "3.jpg"):
+        (root / "B" / "train" / name).unlink()
+    with pytest.raises(data.DataError, match=r"B/train: lacks 2 of the files in .*A/train \(2.jpg, 3.jpg\)"):
+        data.paired_dataset(data.split_folder(root, "train"))
+    _write(root / "B" / "train" / "extra.jpg", np.zeros((8, 8, 3), np.uint8))
+    (root / "A" / "train" / "2.jpg").unlink()
+    (root / "A" / "train" / "3.jpg").unlink()
+    with pytest.raises(data.DataError, match=r"A/train: lacks 1 of the files in .*B/train \(extra.jpg\)"):
+        data.list_pairs(data.split_folder(root, "train"))
+    for file in (root / "B" / "train").iterdir():
+        file.unlink()
+    (root / "B" / "train").rmdir()
+    with pytest.raises(data.DataError, match=r"B/train: no such folder, though .*A/train exists"):
+        data.list_pairs(data.split_folder(root, "train"))
+
+
+def test_training_reads_separate_a_and_b_folders(tmp_path):
+    from p2p import training
+
+    root = _ab_root(tmp_path / "root", ("train", "val"))
+    model = training.train(root, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
+    assert int(model.gen_optimizer.iterations.numpy()) == 2
+
+
+# the cache ----------------------------------------------------------------------------------
+
+
+def test_pairs_are_cached_at_the_jitter_size_within_uint8_rounding(tmp_path):
+    rng = np.random.default_rng(1)
+    _write(tmp_path / "1.png", rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))  # halves of 25x30, not square
+    load = int(round(16 * data.JITTER_SCALE))
+    whole = tf.concat([data.resize(half, load) for half in data.load_pair(tmp_path / "1.png")], axis=-1).numpy()
+    places = [whole[i:i + 16, j:j + 16] for i in range(load - 15) for j in range(load - 15)]  # every crop, mirrored or not
+    places += [place[:, ::-1] for place in places]
+    cached = data.paired_dataset(tmp_path, image_size=16, seed=4).repeat(8)
+    streamed = data.paired_dataset(tmp_path, image_size=16, seed=4, cache=False).repeat(8)
+    for (x, y), (x2, y2) in zip(cached, streamed):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+        pair = tf.concat([x[0], y[0]], axis=-1).numpy()
+        assert min(np.abs(pair - place).max() for place in places) <= 1 / 127.5  # a crop of the full-size float pair
+
+
+@pytest.mark.parametrize("budget, reread", [(6 * 8 * 8 - 1, True), (6 * 8 * 8, False)])
+def test_pairs_over_the_cache_budget_are_decoded_on_every_pass(tmp_path, monkeypatch, budget, reread):
+    monkeypatch.setattr(data, "CACHE_BUDGET", budget)  # one pair at 8x8 as uint8 needs 6 * 8 * 8 bytes
+    _write(tmp_path / "1.png", np.zeros((8, 16, 3), np.uint8))
+    dataset = data.paired_dataset(tmp_path, image_size=8, jitter=False, shuffle=False)
+    first = [x.numpy() for x, _ in dataset]  # a whole pass: the cache is complete only at its end
+    _write(tmp_path / "1.png", np.full((8, 16, 3), 255, np.uint8))
+    second = [x.numpy() for x, _ in dataset]
+    assert first[0].max() == -1.0 and second[0].max() == (1.0 if reread else -1.0)
+
+
 # downloads ---------------------------------------------------------------------------------
 
 
