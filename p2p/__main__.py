@@ -115,7 +115,8 @@ def main(argv=None) -> int:
         else:
             for path in translate_files(args.run, args.images, args.out):
                 print(path)
-    except (data.DataError, FileNotFoundError, ValueError, ConnectionError, training.NonFiniteLoss, runs.RunInUse) as err:
+    except (data.DataError, FileNotFoundError, ValueError, ConnectionError, training.NonFiniteLoss, runs.RunInUse,
+            runs.DiskFull) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # train has said where it stopped and saved a checkpoint

@@ -3,8 +3,9 @@
 A run folder holds config.json, checkpoints/, metrics.csv (one row per `log_every` steps,
 with a `step` column), logs/ (TensorBoard) and samples/ (input | output | target images).
 Started again with the same folder, a run resumes from its last checkpoint and metrics.csv
-continues from that step. A compact folder (a book run, `p2p.bookruns`) holds config.json and
-generator.npz instead of checkpoints. Explained in the chapter "The training loop".
+continues from that step. A full disk stops the run with `DiskFull`, naming the file; a damaged
+latest checkpoint is skipped for the one before it. A compact folder (a book run, `p2p.bookruns`)
+holds config.json and generator.npz instead of checkpoints. Explained in the chapter "The training loop".
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import errno
+import io
 import json
 import os
+import re
 import socket
+import sys
 from pathlib import Path
 
 import keras
@@ -31,6 +36,26 @@ from p2p.records import write_atomically, write_json
 
 class RunInUse(RuntimeError):
     """Another process is training into this run folder."""
+
+
+class DiskFull(OSError):
+    """A write to a run folder failed for want of space; the run resumes from its last checkpoint once there is some."""
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn a full disk (or quota) while writing `path` into DiskFull naming it and the fix (chapter "The training loop").
+
+    Python says so with OSError ENOSPC or EDQUOT; TensorFlow's writers (checkpoints, TensorBoard)
+    with ResourceExhaustedError.
+    """
+    try:
+        yield
+    except (OSError, tf.errors.ResourceExhaustedError) as err:
+        if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):  # other errors, a DiskFull, go on
+            raise
+        raise DiskFull(f"{path}: the disk is full; free space, then run the same command again "
+                       "(the run resumes from its last checkpoint)") from err
 
 
 @contextlib.contextmanager
@@ -56,11 +81,12 @@ def lock(run_dir):
             holder = file.read().strip() or "another process"
             raise RunInUse(f"{run_dir} is in use: {holder} is training into it. Wait for it to finish or stop it, "
                            "or give another run folder.") from None
-        file.seek(0)
-        file.truncate()
         since = datetime.datetime.now().isoformat(timespec="seconds")
-        file.write(f"process {os.getpid()} on {socket.gethostname()} (since {since})\n")
-        file.flush()
+        with writing(file.name):
+            file.seek(0)
+            file.truncate()
+            file.write(f"process {os.getpid()} on {socket.gethostname()} (since {since})\n")
+            file.flush()
         try:
             yield
         finally:
@@ -82,7 +108,8 @@ def start_config(run_dir: Path, config: dict, write: bool = True) -> None:
                 f"Resume it with the same ones, or give a new run folder."
             )
     if write:
-        write_json(path, config)  # whole at every moment: other workers may be reading it
+        with writing(path):
+            write_json(path, config)  # whole at every moment: other workers may be reading it
 
 
 def _data_identity(data):
@@ -112,7 +139,8 @@ class RunLogger(keras.callbacks.Callback):
         self.run_dir, self.manager = run_dir, manager
         self.checkpoint_every, self.last_step = checkpoint_every, last_step
         self.sample_batch = sample_batch
-        self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+        with writing(run_dir / "logs"):
+            self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
 
     def on_train_begin(self, logs=None):
         self.saved = int(self.model.gen_optimizer.iterations.numpy())  # the checkpoint the run starts from
@@ -121,9 +149,10 @@ class RunLogger(keras.callbacks.Callback):
         step = int(self.model.gen_optimizer.iterations.numpy())
         row = {"step": step, **{name: float(logs[name]) for name in METRICS}}
         append_metrics(self.run_dir / "metrics.csv", row)
-        with self.writer.as_default(step=step):
+        with writing(self.run_dir / "logs"), self.writer.as_default(step=step):
             for name in METRICS:
                 tf.summary.scalar(name, row[name])
+            self.writer.flush()  # a full disk shows here, not when the writer is dropped
         if step // self.checkpoint_every > self.saved // self.checkpoint_every or step >= self.last_step:
             self.save_checkpoint(step)
 
@@ -131,14 +160,15 @@ class RunLogger(keras.callbacks.Callback):
         """A checkpoint (and a sample image) at `step`, unless the run already has one there."""
         if step != self.saved:
             save_sample(self.model, self.sample_batch, self.run_dir / "samples" / f"step_{step:07d}.png")
-            self.manager.save(checkpoint_number=step)
+            with writing(self.run_dir / "checkpoints" / f"ckpt-{step}"):
+                self.manager.save(checkpoint_number=step)
             self.saved = step
 
 
 def append_metrics(path: Path, row: dict) -> None:
     """Append one row to a metrics CSV, writing the header when the file is new."""
     new = not path.exists()
-    with path.open("a", newline="") as file:
+    with writing(path), path.open("a", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(row))
         if new:
             writer.writeheader()
@@ -153,19 +183,27 @@ def read_metrics(path) -> dict[str, np.ndarray]:
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop the rows after `last_step`: the steps after the last checkpoint are run again on resume."""
+    """Drop the rows after `last_step`, and a last line cut short by a kill or a full disk (chapter "The training loop").
+
+    The steps after the last checkpoint are trained again on resume; a header cut short goes
+    with the file, which append_metrics then starts again.
+    """
     if not path.exists():
         return
-    with path.open() as file:
-        reader = csv.DictReader(file)
-        rows = [r for r in reader if int(r["step"]) <= last_step]
-
-    def write(file):
-        writer = csv.DictWriter(file, fieldnames=reader.fieldnames)
-        writer.writeheader()
-        writer.writerows(rows)
-
-    write_atomically(path, write, text=True)  # a kill during the rewrite leaves the old file whole
+    with path.open(newline="") as file:
+        text = file.read()
+    reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1]))  # only whole lines: a cut one has no end
+    rows = [r for r in reader if int(r["step"]) <= last_step]
+    if reader.fieldnames is None:  # not even a whole header
+        path.unlink()
+        return
+    kept = io.StringIO()
+    writer = csv.DictWriter(kept, fieldnames=reader.fieldnames)
+    writer.writeheader()
+    writer.writerows(rows)
+    if kept.getvalue() != text:
+        with writing(path):  # a kill during the rewrite leaves the old file whole
+            write_atomically(path, lambda file: file.write(kept.getvalue()), text=True)
 
 
 def save_sample(model, batch, path: Path) -> None:
@@ -174,7 +212,8 @@ def save_sample(model, batch, path: Path) -> None:
     outputs = translate(model.generator, inputs)
     rows = [np.concatenate(row, axis=1) for row in zip(inputs, outputs, targets)]
     image = Image.fromarray(data.to_uint8(np.concatenate(rows, axis=0)).numpy())
-    write_atomically(path, lambda file: image.save(file, format="PNG"))
+    with writing(path):
+        write_atomically(path, lambda file: image.save(file, format="PNG"))
 
 
 def load_generator(run_dir) -> tuple[keras.Model, dict]:
@@ -193,11 +232,34 @@ def load_generator(run_dir) -> tuple[keras.Model, dict]:
     if (run_dir / "generator.npz").exists():
         set_weights_from(generator, run_dir / "generator.npz")
         return generator, config
-    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-    if latest is None:
+    status = restore_latest(tf.train.Checkpoint(generator=generator), run_dir / "checkpoints")
+    if status is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint yet; let the run reach its first one.")
-    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    status.expect_partial()
     return generator, config
+
+
+def restore_latest(checkpoint: tf.train.Checkpoint, directory):
+    """Restore the newest readable checkpoint a CheckpointManager kept in `directory` (chapter "The training loop").
+
+    A damaged one (cut short, emptied) is skipped for the one before it, with a warning naming
+    it; ValueError when none can be read. Returns the restore's status, for its assertions, or
+    None when `directory` has no checkpoint.
+    """
+    state = tf.train.get_checkpoint_state(str(directory))
+    damaged = []
+    for path in reversed(state.all_model_checkpoint_paths if state else []):
+        try:
+            return checkpoint.restore(path)
+        except (tf.errors.OpError, IndexError) as err:  # a data file cut short raises IndexError
+            reason = re.sub(r"\{\{.*?\}\}\s*", "", str(err).strip().splitlines()[0])  # without TF's {{function_node ...}}
+            print(f"warning: {path} cannot be read ({reason}); it is skipped for the checkpoint before it",
+                  file=sys.stderr, flush=True)
+            damaged.append(f"{Path(path).name} ({reason})")
+    if damaged:
+        raise ValueError(f"{directory}: no checkpoint in it can be read: {'; '.join(damaged)}. Train into a new run "
+                         "folder, or delete this one to start it again.")
+    return None
 
 
 def save_weights_to(model: keras.Model, path) -> None:

@@ -10,8 +10,10 @@ import contextlib
 import dataclasses
 import inspect
 import math
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import keras
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from p2p import data, devices, presets, runs
 from p2p.models import Discriminator, Generator
+from p2p.optimizers import paper_optimizer
 from p2p.pix2pix import GAN_UPDATES, Pix2Pix
 
 
@@ -32,12 +35,18 @@ def build_model(
     conditional: bool = True,
     n_layers: int | None = None,
     gan_update: str = "sequential",
+    lr_decay: float | None = None,
     precision: str = "float32",
+    steps: int | None = None,
 ) -> Pix2Pix:
     """A compiled Pix2Pix with the preset's sizes; the keywords select the paper's ablations (chapter "The training loop").
 
     `gan_update` is the order of D's and G's steps: "sequential" (PyTorch) or "simultaneous"
     (Lua, the TensorFlow tutorial); see `Pix2Pix`.
+
+    `lr_decay` (default: the preset's) is the last share of a run's `steps` over which both
+    learning rates fall linearly to zero, as in the official PyTorch code (the paper preset: its
+    second half); 0 keeps them constant, as the Lua code did. Without `steps` they stay constant.
 
     `precision` is a Keras dtype policy: "float32", "mixed_float16" (GPUs, with loss scaling)
     or "mixed_bfloat16" (TPUs); see `p2p.devices.resolve_precision` and the chapter "Scaling up".
@@ -56,7 +65,9 @@ def build_model(
         keras.mixed_precision.set_global_policy(outer_policy)
     model = Pix2Pix(generator, discriminator, l1_weight=l1_weight, gan_weight=gan_weight, conditional=conditional,
                     gan_update=gan_update)
-    model.compile(jit_compile=devices.resolve_jit_compile(preset.jit_compile))
+    decay = (preset.lr_decay if lr_decay is None else lr_decay) if steps else 0.0
+    model.compile(gen_optimizer=paper_optimizer(steps, decay), disc_optimizer=paper_optimizer(steps, decay),
+                  jit_compile=devices.resolve_jit_compile(preset.jit_compile))
     return model
 
 
@@ -146,8 +157,10 @@ def train(
 
     Exactly `steps` steps are trained, and the same call with more steps continues a finished
     run. Options are checked before anything is written. While it trains, the run folder is
-    locked against other processes (`p2p.runs.lock`); Ctrl-C saves a checkpoint at the step
-    reached; a NaN or infinite loss stops it (`NonFiniteLoss`), keeping the last good checkpoint.
+    locked against other processes (`p2p.runs.lock`); Ctrl-C or SIGTERM saves a checkpoint at
+    the step reached; a NaN or infinite loss stops it (`NonFiniteLoss`), keeping the last good
+    checkpoint; a full disk stops it (`p2p.runs.DiskFull`), naming the file. Resuming skips a
+    damaged latest checkpoint for the one before it, and repairs a metrics.csv cut short.
 
     `precision` is "auto" (mixed float16 on GPUs, mixed bfloat16 on TPUs, float32 on CPUs) or
     one of `p2p.devices.PRECISIONS`; the run's config.json records the one used.
@@ -181,11 +194,11 @@ def train(
 
         keras.utils.set_random_seed(seed)
         with strategy.scope():
-            model = build_model(preset, precision=config["precision"], **model_options)
+            model = build_model(preset, precision=config["precision"], steps=steps, **model_options)
         manager = tf.train.CheckpointManager(runs.checkpoint_of(model), out_dir / "checkpoints", max_to_keep=2)
-        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))  # the chief's, for every worker
-        if latest:
-            manager.checkpoint.restore(latest).assert_existing_objects_matched()
+        restored = runs.restore_latest(manager.checkpoint, run_dir / "checkpoints")  # the chief's, for every worker
+        if restored:
+            restored.assert_existing_objects_matched()
         done = int(model.gen_optimizer.iterations.numpy())
         if done > steps:
             raise ValueError(
@@ -207,7 +220,8 @@ def train(
         options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
-        sample_dir = data.split_folder(data_dir, "val" if (Path(data_dir) / "val").is_dir() else "train")
+        has_val = any((Path(data_dir) / sub / "val").is_dir() for sub in (".", "A", "B"))  # A|B files, or A/ and B/
+        sample_dir = data.split_folder(data_dir, "val" if has_val else "train")
         sample_batch = data.example_batch(sample_dir, image_size=preset.image_size, direction=direction)
         logger = runs.RunLogger(out_dir, manager, checkpoint_every, sample_batch, last_step=steps)
         callbacks = [StopOnNonFiniteLoss(out_dir), StopAtStep(steps), logger]
@@ -219,8 +233,10 @@ def train(
             _fit_multi_worker(model, strategy, dataset, log_every, epochs, callbacks)
         else:
             try:
-                model.fit(dataset, steps_per_epoch=log_every, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
-            except KeyboardInterrupt:  # Ctrl-C, SIGINT: keep the steps since the last checkpoint
+                with sigterm_interrupts():
+                    model.fit(dataset, steps_per_epoch=log_every, epochs=epochs, callbacks=callbacks, verbose=0,
+                              shuffle=False)
+            except KeyboardInterrupt:  # Ctrl-C (SIGINT) or SIGTERM: keep the steps since the last checkpoint
                 step = int(model.gen_optimizer.iterations.numpy())
                 if chief:
                     logger.save_checkpoint(step)
@@ -232,16 +248,35 @@ def train(
         return model
 
 
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """While in the block, SIGTERM (kill, Docker, Colab) raises KeyboardInterrupt, as Ctrl-C does (chapter "The training loop").
+
+    Signal handlers belong to the main thread: elsewhere SIGTERM keeps its handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def check_options(*, steps=None, log_every=1, checkpoint_every=1, **model_options) -> None:
     """Refuse options `train` cannot use, before anything is written: counts below 1, unknown or misspelt model options."""
     for name, value in (("steps", steps), ("log_every", log_every), ("checkpoint_every", checkpoint_every)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be a whole number of steps, at least 1, not {value!r}")
-    known = [name for name in inspect.signature(build_model).parameters if name not in ("preset", "precision")]
+    known = [name for name in inspect.signature(build_model).parameters if name not in ("preset", "precision", "steps")]
     unknown = sorted(set(model_options) - set(known))
     if unknown:
         raise ValueError(f"unknown model option(s) {', '.join(unknown)}; the model options are {', '.join(known)} "
                          "(and train's own: steps, log_every, checkpoint_every, direction, seed, strategy, precision)")
+    if not 0 <= model_options.get("lr_decay", 0) < 1:
+        raise ValueError(f"lr_decay is the share of the steps over which the learning rate decays: from 0 up to 1, "
+                         f"not {model_options['lr_decay']!r}")
     if model_options.get("gan_update", GAN_UPDATES[0]) not in GAN_UPDATES:
         raise ValueError(f"unknown gan_update {model_options['gan_update']!r}; choose one of {', '.join(GAN_UPDATES)}")
 

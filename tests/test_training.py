@@ -1,12 +1,13 @@
 """Training runs: resuming says so, options are checked first, NaN stops the run, one process per run folder."""
 
+import dataclasses
 import subprocess
 import sys
 
 import pytest
 import tensorflow as tf
 
-from p2p import runs, training
+from p2p import presets, runs, training
 
 
 def test_resuming_is_announced_and_fewer_steps_are_refused(facades_root, tmp_path, capsys):
@@ -106,3 +107,15 @@ def test_the_same_data_by_another_path_resumes_and_other_data_is_refused(facades
     (other / "train" / "1.jpg").unlink()  # one file fewer: other data
     with pytest.raises(ValueError, match=r"data \(other files than the run was trained on\) differ"):
         training.train(other, run, "tiny", steps=6, log_every=2, progress=False)
+
+
+def test_the_paper_preset_decays_the_learning_rate_over_the_second_half_of_the_run(facades_root, tmp_path):
+    preset = dataclasses.replace(presets.get("tiny"), lr_decay=0.5)  # the paper preset's schedule, at the tiny size
+    model = training.train(facades_root, tmp_path / "run", preset, steps=4, log_every=2, progress=False)
+    for optimizer in (model.gen_optimizer, model.disc_optimizer):
+        assert float(optimizer.learning_rate) == 0.0  # after its last step: decayed to zero
+    constant = training.train(facades_root, tmp_path / "constant", presets.get("tiny"), steps=4, log_every=2, progress=False)
+    assert float(constant.gen_optimizer.learning_rate) == pytest.approx(2e-4)
+    assert presets.get("paper").lr_decay == 0.5 and presets.get("cpu").lr_decay == 0.0
+    with pytest.raises(ValueError, match="lr_decay"):
+        training.train(facades_root, tmp_path / "bad", "tiny", steps=4, lr_decay=1.5)
