@@ -142,12 +142,14 @@ def samples(name: str, root=None) -> dict[str, np.ndarray]:
 
 
 def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Preset | str = "book",
-                   steps: int | None = None, seed: int = 0, progress: bool = True) -> Path:
+                   steps: int | None = None, seed: int = 0, dataset: str = "procedural", progress: bool = True) -> Path:
     """Train (or resume) book run `name` in work/<name>-<preset>, measuring at each milestone, then export it to out/<name>.
 
     `steps` defaults to the preset's epochs. Interrupted, the same call resumes from the last
     checkpoint and keeps the milestones already measured; called again with more steps, it
     extends a finished run. Returns the exported folder. A chapter's `retrain = True` calls this.
+    `dataset` is any `p2p.data.dataset` name: the procedural facades, a released dataset or a
+    folder, measured on its test split (or val) with its usual direction.
     """
     from p2p import data, evaluate, facades, records, training
     from p2p.inference import translate
@@ -155,11 +157,12 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
     run = get(name)
     preset = presets.get(preset) if isinstance(preset, str) else preset
     milestones_at = milestone_steps(steps or preset.steps())
-    work_dir = Path(work) / f"{run.name}-{preset.name}"
+    procedural = dataset == "procedural"
+    work_dir = Path(work) / (f"{run.name}-{preset.name}" + ("" if procedural else f"-{Path(dataset).name}"))
     work_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = facades.make_facades(Path(work) / f"facades-{preset.image_size}", seed=seed, size=preset.image_size,
-                                    progress=False)
-    test_inputs, test_targets = data.example_batch(data_dir / "test", facades.SPLITS["test"], image_size=preset.image_size)
+    data_dir, direction = data.dataset(dataset, image_size=preset.image_size, seed=seed, root=work)
+    test_inputs, test_targets = data.example_batch(data.evaluation_split(data_dir), facades.SPLITS["test"],
+                                                   image_size=preset.image_size, direction=direction)
     state_path = work_dir / "bookrun.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"train_seconds": 0.0, "milestones": {}}
     state["milestones"]["truth"] = evaluate.blur_measures(test_targets, test_targets)
@@ -182,7 +185,7 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
             session_recorded = True
         clock = time.monotonic()
         model = training.train(data_dir, work_dir / "run", preset, steps=step, seed=seed, log_every=log_every,
-                               checkpoint_every=1000, progress=progress, **run.options)
+                               checkpoint_every=1000, direction=direction, progress=progress, **run.options)
         state["train_seconds"] += time.monotonic() - clock
         outputs = translate(model.generator, test_inputs)
         state["milestones"][str(step)] = evaluate.blur_measures(outputs, test_targets)
@@ -193,13 +196,16 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Pre
             print(f"{name} at step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in state["milestones"][str(step)].items()),
                   flush=True)
     model = training.train(data_dir, work_dir / "run", preset, steps=milestones_at[-1], seed=seed, progress=False,
-                           log_every=log_every, checkpoint_every=1000, **run.options)
+                           log_every=log_every, checkpoint_every=1000, direction=direction, **run.options)
     command = f"python -m p2p bookruns {run.name}" + ("" if preset.name == "book" else f" --preset {preset.name}") \
-        + (f" --steps {steps}" if steps else "") + (f" --seed {seed}" if seed else "")
-    return export(run, model, work_dir, state, Path(out or SHIPPED) / run.name, command)
+        + (f" --steps {steps}" if steps else "") + (f" --seed {seed}" if seed else "") \
+        + ("" if procedural else f" --dataset {Path(dataset).name}")
+    data_name = "procedural facades" if procedural else Path(dataset).name  # never a path of the training machine
+    return export(run, model, work_dir, state, Path(out or SHIPPED) / run.name, command, data_name)
 
 
-def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command: str) -> Path:
+def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command: str,
+           data_name: str = "procedural facades") -> Path:
     """Write the compact shipped folder of a finished book run (weights in float16) and return it."""
     from p2p import records, runs
 
@@ -207,7 +213,7 @@ def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     config = json.loads((work_dir / "run" / "config.json").read_text())
-    config["data"] = "procedural facades"  # where it was trained is a path of that machine
+    config["data"] = data_name  # where it was trained is a path of that machine
     (partial / "config.json").write_text(json.dumps(config, indent=2))
     runs.save_weights_to(model.generator, partial / "generator.npz")
     if run.keep_discriminator:
@@ -238,9 +244,11 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="book", help="another preset, for a quick look (tiny, cpu) or a GPU (paper)")
     parser.add_argument("--steps", type=int, help="train steps (default: the preset's epochs)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", default="procedural", help="a released dataset (facades, maps, ...) or a folder")
     args = parser.parse_args(argv)
     for name in args.names or list(BOOK_RUNS):
-        path = train_book_run(name, args.work, args.out, preset=args.preset, steps=args.steps, seed=args.seed)
+        path = train_book_run(name, args.work, args.out, preset=args.preset, steps=args.steps, seed=args.seed,
+                              dataset=args.dataset)
         print(describe(name, path.parent), flush=True)
     return 0
 

@@ -17,10 +17,14 @@ import tensorflow as tf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from p2p import records
+from p2p import facades, records
 
 #: The datasets released with the paper, as tar.gz archives under DATASETS_URL.
 DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
+
+#: Each released dataset's default direction, its usual task: labels to photo, edges to photo, aerial photo to map, night to day.
+DIRECTIONS = {"facades": "BtoA", "cityscapes": "BtoA", "maps": "AtoB", "edges2shoes": "AtoB", "edges2handbags": "AtoB",
+              "night2day": "AtoB"}
 
 #: Where the released datasets are served; P2P_DATASETS_URL overrides it (tests use loopback).
 DATASETS_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
@@ -114,6 +118,38 @@ def split_folder(root, split: str):
         return root / split
     halves = (root / "A" / split, root / "B" / split)
     return halves if any(half.is_dir() for half in halves) else root
+
+
+def evaluation_split(root):
+    """The split to test on (chapter "Data"): test when the dataset has one, else val (the released maps,
+    cityscapes and edges datasets have none), else the folder itself; as `split_folder` gives it."""
+    for split in ("test", "val"):
+        folder = split_folder(root, split)
+        if folder != Path(root):
+            return folder
+    return Path(root)
+
+
+def dataset(name: str, *, image_size: int = 256, seed: int = 0, root="data", direction: str | None = None):
+    """A chapter's data and its direction (chapter "Data"): (folder, "AtoB" or "BtoA").
+
+    `name` is "procedural" (the procedural facades at `image_size`, generated once into
+    root/facades-<size>), a released dataset (DATASETS, downloaded once by `download`), or a
+    folder of A|B files (or of A/ and B/). `direction` overrides the usual one (DIRECTIONS;
+    BtoA, the facades', for the procedural facades and for folders).
+    """
+    if name == "procedural":
+        folder = facades.make_facades(Path(root) / f"facades-{image_size}", seed=seed, size=image_size, progress=False)
+    elif name in DATASETS:
+        folder = download(name)
+    else:
+        folder = Path(name)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder. A dataset is \"procedural\", a released one "
+                            f"({', '.join(DATASETS)}) or a folder of A|B files.")
+    direction = direction or DIRECTIONS.get(name, "BtoA")
+    check_direction(direction)
+    return folder, direction
 
 
 def decode_rgb(file) -> np.ndarray:

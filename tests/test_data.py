@@ -386,3 +386,16 @@ def test_a_decompression_bomb_is_named_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2048 pixels is then over twice the limit: a "bomb"
     with pytest.raises(data.DataError, match=r"huge.png: too large to decode safely"):
         data.list_pairs(tmp_path)
+
+
+def test_a_chapter_dataset_is_procedural_a_released_name_or_a_folder(tmp_path, facades_root):
+    assert data.dataset(str(facades_root), image_size=64) == (facades_root, "BtoA")
+    assert data.dataset(str(facades_root), image_size=64, direction="AtoB")[1] == "AtoB"
+    procedural, direction = data.dataset("procedural", image_size=32, root=tmp_path)
+    assert procedural == tmp_path / "facades-32" and (procedural / "test").is_dir() and direction == "BtoA"
+    assert data.DIRECTIONS["edges2shoes"] == "AtoB"
+    with pytest.raises(data.DataError, match="no such folder"):
+        data.dataset(str(tmp_path / "missing"))
+    assert data.evaluation_split(facades_root) == facades_root / "test"
+    (tmp_path / "maps" / "val").mkdir(parents=True)  # the released maps: train and val only
+    assert data.evaluation_split(tmp_path / "maps") == tmp_path / "maps" / "val"
