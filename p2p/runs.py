@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime
 import errno
 import io
@@ -93,12 +94,18 @@ def lock(run_dir):
             fcntl.flock(file, fcntl.LOCK_UN)
 
 
+#: The Preset fields that have defaults: a run folder written before such a field existed was trained with its default.
+_PRESET_DEFAULTS = {field.name: field.default for field in dataclasses.fields(presets.Preset)
+                    if field.default is not dataclasses.MISSING}
+
+
 def start_config(run_dir: Path, config: dict, write: bool = True) -> None:
     """Write config.json for a new run (when `write`); refuse to resume a run that was started differently."""
     path = Path(run_dir) / "config.json"
     config = json.loads(json.dumps(config))  # as it reads back from JSON
     if path.exists():
         saved = json.loads(path.read_text())
+        saved["preset"] = {**_PRESET_DEFAULTS, **saved.get("preset", {})}  # a field added since had its default
         changed = sorted(k for k in config if k not in ("steps", "data") and saved.get(k) != config[k])
         if _data_identity(saved.get("data")) not in (config["data"]["fingerprint"], config["data"]["path"]):
             changed.append("data (other files than the run was trained on)")

@@ -1,6 +1,7 @@
 """Training runs: resuming says so, options are checked first, NaN stops the run, one process per run folder."""
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -119,3 +120,13 @@ def test_the_paper_preset_decays_the_learning_rate_over_the_second_half_of_the_r
     assert presets.get("paper").lr_decay == 0.5 and presets.get("cpu").lr_decay == 0.0
     with pytest.raises(ValueError, match="lr_decay"):
         training.train(facades_root, tmp_path / "bad", "tiny", steps=4, lr_decay=1.5)
+
+
+def test_a_run_from_before_a_preset_field_existed_resumes(facades_root, tmp_path):
+    training.train(facades_root, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
+    config_path = tmp_path / "run" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["preset"]["lr_decay"]  # as written before the field was added: its default applied
+    config_path.write_text(json.dumps(config))
+    model = training.train(facades_root, tmp_path / "run", "tiny", steps=4, log_every=2, progress=False)
+    assert int(model.gen_optimizer.iterations.numpy()) == 4
