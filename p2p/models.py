@@ -28,6 +28,28 @@ def _batch_norm(name):
     )
 
 
+#: How the generator's decoder doubles a map's size: a transposed convolution (the paper's), or resize-then-convolve.
+UPSAMPLES = ("transpose", "resize")
+
+#: The generator's normalisation: BatchNorm (the paper's), or InstanceNorm (the official code's `--norm instance`).
+NORMS = ("batch", "instance")
+
+
+def _norm(kind: str, name: str):
+    """The generator's normalisation layer: `_batch_norm`, or InstanceNorm without scale or offset as in the official code."""
+    if kind == "batch":
+        return _batch_norm(f"{name}_bn")
+    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=f"{name}_in")
+
+
+def _upsample(kind: str, filters: int, name: str, use_bias: bool = False) -> list:
+    """The layers that double a map's size: a 4x4 stride-2 transposed convolution, or nearest resize then a 3x3 convolution."""
+    if kind == "transpose":
+        return [layers.Conv2DTranspose(filters, 4, 2, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")]
+    return [layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize"),
+            layers.Conv2D(filters, 3, 1, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")]
+
+
 def generator_filters(image_size: int, ngf: int = 64) -> list[int]:
     """Encoder widths: ngf doubling up to 8 * ngf, one layer per halving down to 1x1 (chapter "The generator")."""
     depth = math.log2(image_size) if image_size > 0 else -1
@@ -46,6 +68,8 @@ def Generator(
     dropout: float = 0.5,
     bottleneck_norm: bool = False,
     out_activation: str = "tanh",
+    upsample: str = "transpose",
+    norm: str = "batch",
     name: str | None = None,
 ) -> keras.Model:
     """The paper's U-Net generator, or its encoder-decoder with `skips=False` (chapter "The generator").
@@ -55,7 +79,14 @@ def Generator(
     Decoder: ReLU, transposed convolutions, BatchNorm, dropout in the first three blocks; with
     skips, encoder layer i is concatenated to decoder layer n - i. The output is tanh in [-1, 1]
     (`out_activation="linear"` gives logits, as for the FCN-score segmenter).
+
+    Two departures from the paper, for the chapter "Troubleshooting": `upsample="resize"` doubles
+    the decoder's maps by nearest-neighbour resizing then a 3x3 convolution (against checkerboard
+    artifacts), and `norm="instance"` normalises every image by itself whatever the batch size.
     """
+    for option, value, choices in (("upsample", upsample, UPSAMPLES), ("norm", norm, NORMS)):
+        if value not in choices:
+            raise ValueError(f"unknown {option} {value!r}; choose one of {', '.join(choices)}")
     filters = generator_filters(image_size, ngf)
     depth = len(filters)
     inputs = keras.Input((image_size, image_size, in_channels), name="input_image")
@@ -67,20 +98,20 @@ def Generator(
         x = layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=_init(), name=f"enc{i + 1}_conv")(x)
         innermost = i == depth - 1
         if 0 < i and (not innermost or bottleneck_norm):
-            x = _batch_norm(f"enc{i + 1}_bn")(x)
+            x = _norm(norm, f"enc{i + 1}")(x)
         encoded.append(x)
     for j, i in enumerate(reversed(range(depth - 1))):  # decoder block j brings the map to encoder i's size
         x = layers.ReLU(name=f"dec{j + 1}_relu")(x)
-        x = layers.Conv2DTranspose(
-            filters[i], 4, 2, "same", use_bias=False, kernel_initializer=_init(), name=f"dec{j + 1}_conv"
-        )(x)
-        x = _batch_norm(f"dec{j + 1}_bn")(x)
+        for layer in _upsample(upsample, filters[i], f"dec{j + 1}"):
+            x = layer(x)
+        x = _norm(norm, f"dec{j + 1}")(x)
         if j < 3 and dropout:
             x = layers.Dropout(dropout, name=f"dec{j + 1}_dropout")(x)
         if skips:
             x = layers.Concatenate(name=f"dec{j + 1}_skip")([encoded[i], x])
     x = layers.ReLU(name="out_relu")(x)
-    x = layers.Conv2DTranspose(out_channels, 4, 2, "same", kernel_initializer=_init(), name="out_conv")(x)
+    for layer in _upsample(upsample, out_channels, "out", use_bias=True):
+        x = layer(x)
     outputs = layers.Activation(out_activation, dtype="float32", name=f"out_{out_activation}")(x)
     return keras.Model(inputs, outputs, name=name or ("unet" if skips else "encoder_decoder"))
 

@@ -15,6 +15,7 @@ from p2p.optimizers import paper_optimizer
 
 METRICS = ("gen_total", "gen_gan", "gen_l1", "disc")
 GAN_UPDATES = ("sequential", "simultaneous")
+RECONSTRUCTIONS = ("l1", "l2")  # the term lambda weighs: the paper's L1, or the mean squared error
 
 
 class Pix2Pix(keras.Model):
@@ -23,6 +24,8 @@ class Pix2Pix(keras.Model):
     `gan_weight=0` is the paper's L1-only ablation (D is then neither run nor trained),
     `l1_weight=0` the GAN-only one, and `conditional=False` the unconditional GAN whose
     discriminator sees the output alone (build it with `Discriminator(in_channels=3)`).
+    `reconstruction="l2"` makes lambda (`l1_weight`) weigh the mean squared error instead of
+    L1 (chapter "Troubleshooting"); the `gen_l1` metric is the L1 distance either way.
 
     `gan_update` is the order of the two steps. "sequential" (the default, as the official
     PyTorch code): D's step, then G's step against the updated D, which judges the outputs
@@ -31,10 +34,12 @@ class Pix2Pix(keras.Model):
     """
 
     def __init__(self, generator, discriminator, l1_weight=100.0, gan_weight=1.0, conditional=True,
-                 gan_update="sequential", **kwargs):
+                 gan_update="sequential", reconstruction="l1", **kwargs):
         super().__init__(**kwargs)
         if gan_update not in GAN_UPDATES:
             raise ValueError(f"unknown gan_update {gan_update!r}; choose one of {', '.join(GAN_UPDATES)}")
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(f"unknown reconstruction {reconstruction!r}; choose one of {', '.join(RECONSTRUCTIONS)}")
         in_channels, out_channels = generator.input_shape[-1], generator.output_shape[-1]
         expected = in_channels + out_channels if conditional else out_channels
         if discriminator.input_shape[-1] != expected:
@@ -49,6 +54,7 @@ class Pix2Pix(keras.Model):
         self.gan_weight = float(gan_weight)
         self.conditional = conditional
         self.gan_update = gan_update
+        self.reconstruction = reconstruction
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
 
     def compile(self, gen_optimizer=None, disc_optimizer=None, **kwargs):
@@ -126,7 +132,8 @@ class Pix2Pix(keras.Model):
             if self.gan_weight and fake is None:
                 fake = self.discriminate(inputs, outputs, training=True)
             gen_gan = losses.generator_gan_loss(fake) if self.gan_weight else tf.constant(0.0)
-            gen_total = self.gan_weight * gen_gan + self.l1_weight * gen_l1
+            reconstruction = gen_l1 if self.reconstruction == "l1" else losses.l2_loss(targets, outputs)
+            gen_total = self.gan_weight * gen_gan + self.l1_weight * reconstruction
             scaled = self.gen_optimizer.scale_loss(gen_total / _replicas())
         variables = self.generator.trainable_variables
         self.gen_optimizer.apply(tape.gradient(scaled, variables), variables)

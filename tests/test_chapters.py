@@ -21,6 +21,7 @@ PARAMETERS = {
     "09-scaling": {**TINY, "live_seconds": 0.2, "workers_steps": 2,
                    "results_file": str(BOOK / "results" / "bench.json"),  # the committed run and profile
                    "profile_file": str(BOOK / "results" / "profile.json")},
+    "10-troubleshooting": {**TINY, "rerun": True, "steps": 2, "seeds": [0], "results_dir": "results/troubleshooting-tiny"},
 }
 
 
@@ -166,3 +167,28 @@ def test_scaling(executed):
     assert "mixed_bfloat16  layers compute in bfloat16" in text
     assert "worker 0 finished: exit code 0" in text and "worker 1 finished: exit code 0" in text
     assert "metrics.csv steps: [2]" in text
+
+
+def test_troubleshooting(executed):
+    folder, text, kinds = executed("10-troubleshooting")
+    assert (folder / "results" / "troubleshooting-tiny" / "results.json").exists() and "image/png" in kinds
+    assert "book run 'l1-cgan' (" in text and "--preset tiny --steps 2 --seeds 0" in text  # what it loaded and ran
+    for way in ("one at a time (the paper)", "pooled batches of 8", "training=False"):
+        assert re.search(re.escape(way) + r"( +\d\.\d{3}){3}", text)
+    for call in ("generator.predict(x)", "generator(x)"):
+        assert f"{call} differs from training=False by at most 0.0" in text
+    gradients = re.search(r"non-saturating -log D (\d\.\d+), saturating log\(1 - D\) (\d\.\d+)", text)
+    assert gradients and float(gradients.group(1)) + float(gradients.group(2)) == pytest.approx(1.0, abs=2e-3)
+    from p2p.troubleshooting import VARIANTS
+
+    for name in VARIANTS:  # every short run has a row of scores
+        assert re.search(r"^" + re.escape(name) + r"(, \w+ \w+ \w+)? +-?\d+\.\d{3}", text, re.MULTILINE), name
+    assert re.search(r"batch 4, InstanceNorm, batches of 4( +\d\.\d{3}){3} +0\.000", text)  # its own statistics
+    shares = dict(re.findall(r"direction=(\w+): (\d+)% of the input pixels", text))
+    assert int(shares["BtoA"]) > 90 and int(shares["AtoB"]) < 10
+    assert "Generator(100): image_size must be a power of two" in text
+    assert "rebuilt(generator, 128, 192): a 128x192 input does not fit this generator" in text and "multiples of 128" in text
+    still = re.search(r"still camera +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3})", text)
+    assert still and float(still.group(1)) == float(still.group(3)) == 0.0 < float(still.group(2))  # dropout alone flickers
+    spreads = dict(re.findall(r"^(G, dropout draws|renderings) +(\d\.\d{3})", text, re.MULTILINE))
+    assert float(spreads["G, dropout draws"]) < float(spreads["renderings"])
