@@ -188,7 +188,7 @@ def p2p_choices(image_size: int = 64, ngf: int = 8) -> dict[str, str]:
         "BatchNorm at the 1x1 bottleneck": "yes" if normalised else "none (bottleneck_norm=True: the tutorial's)",
         "D's loss halved": "yes" if math.isclose(chance, math.log(2), rel_tol=1e-5) else "no",
         "G's loss from D": f"after D's update; gan_update={GAN_UPDATES[1]!r}: before",
-        "learning-rate schedule": f"paper preset: constant, then linear to 0 over the last {lr_decay:.0%}" if lr_decay
+        "learning-rate schedule": f"constant; the paper preset: linear to 0 over its last {lr_decay:.0%}" if lr_decay
                                   else "constant",
         "resize interpolation": "bicubic (antialiased)" if np.allclose(data.resize(images, 9), bicubic) else "not bicubic",
         "LeakyReLU slope": ", ".join(f"{s:g}" for s in slopes),
