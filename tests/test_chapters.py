@@ -152,7 +152,10 @@ def test_reproducing(executed):
     folder, text, kinds = executed("08-reproducing")
     for title in ("Loss ablation", "Generator ablation", "Discriminator receptive field"):
         assert title in text
-    assert re.search(r"loss: \d+ of 10 pairwise orderings as in the paper", text)
+    assert re.search(r"loss: 10 orderings by per_pixel_acc over 1 seeds; \d+ as in the paper and significant", text)
+    assert "PSNR (dB)" in text and "SSIM" in text  # the image scores beside the FCN-scores
+    assert "share in the paper" in text  # the patch-size mapping, stated
+    assert "G from D's verdict before D's update (Lua, TF tutorial)" in text  # the measured implementation option
     assert (folder / "results" / "ablations-tiny" / "results.json").exists() and "image/png" in kinds
 
 
