@@ -35,13 +35,21 @@ def translate(generator: keras.Model, inputs, *, dropout: bool = True) -> tf.Ten
     translators = _TRANSLATORS.setdefault(generator, {})
     if dropout not in translators:
         translators[dropout] = _one_by_one(generator, dropout)
-    moving = [v for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
+    with moving_statistics_kept(generator):
+        return translators[dropout](inputs)
+
+
+@contextlib.contextmanager
+def moving_statistics_kept(model: keras.Model):
+    """Restore a model's BatchNorm moving averages after the block; training-mode calls move them (chapter "The training loop")."""
+    moving = [v for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
               for v in (layer.moving_mean, layer.moving_variance)]
     saved = [tf.identity(v) for v in moving]
-    outputs = translators[dropout](inputs)
-    for variable, value in zip(moving, saved):
-        variable.assign(value)
-    return outputs
+    try:
+        yield
+    finally:
+        for variable, value in zip(moving, saved):
+            variable.assign(value)
 
 
 def _one_by_one(generator: keras.Model, dropout: bool):

@@ -15,7 +15,6 @@ every finished run, so an interrupted runner resumes where it stopped. Explained
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import math
@@ -31,7 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from p2p import data, devices, evaluate, facades, presets, records
-from p2p.inference import translate
+from p2p.inference import moving_statistics_kept, translate
 from p2p.models import Discriminator, Generator
 from p2p.optimizers import PAPER_ADAM, FusedAdam
 from p2p.pix2pix import METRICS, Pix2Pix
@@ -77,25 +76,12 @@ def scores(outputs, targets) -> dict[str, float]:
 # Experiments on a trained generator -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _moving_statistics_kept(model):
-    """Restore a model's BatchNorm moving averages after the block: training-mode calls update them."""
-    moving = [v for layer in model.layers if isinstance(layer, layers.BatchNormalization)
-              for v in (layer.moving_mean, layer.moving_variance)]
-    saved = [tf.identity(v) for v in moving]
-    try:
-        yield
-    finally:
-        for variable, value in zip(moving, saved):
-            variable.assign(value)
-
-
 def in_batches(generator, inputs, batch_size: int):
     """`generator(batch, training=True)` over consecutive batches: statistics pooled per batch (chapter "Troubleshooting").
 
     The generator's BatchNorm moving averages are left as they were.
     """
-    with _moving_statistics_kept(generator):
+    with moving_statistics_kept(generator):
         return tf.concat([generator(inputs[i:i + batch_size], training=True) for i in range(0, len(inputs), batch_size)], 0)
 
 
@@ -126,7 +112,7 @@ def discriminator_verdicts(generator, discriminator, inputs, targets) -> dict[st
         return tf.sigmoid(tf.concat([discriminator(tf.concat([inputs[i:i + 1], images[i:i + 1]], -1), training=True)
                                      for i in range(len(inputs))], 0))
 
-    with _moving_statistics_kept(discriminator):
+    with moving_statistics_kept(discriminator):
         real, fake = probabilities(targets), probabilities(outputs)
     return {"p_real_on_real": float(tf.reduce_mean(real)), "p_real_on_generated": float(tf.reduce_mean(fake)),
             "generated_patches_called_fake": float(tf.reduce_mean(tf.cast(fake < 0.5, tf.float32))),
