@@ -41,7 +41,7 @@ def translate(generator: keras.Model, inputs, *, dropout: bool = True) -> tf.Ten
 
 @contextlib.contextmanager
 def moving_statistics_kept(model: keras.Model):
-    """Restore a model's BatchNorm moving averages after the block; training-mode calls move them (chapter "The training loop")."""
+    """Keep BatchNorm's moving averages through the block: training-mode calls move them (chapter "The training loop")."""
     moving = [v for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
               for v in (layer.moving_mean, layer.moving_variance)]
     saved = [tf.identity(v) for v in moving]
