@@ -114,7 +114,8 @@ def test_train_uses_the_thread_pools_the_benchmark_measured_fastest_here(facades
     assert chosen.returncode == 0 and "thread pools" not in chosen.stderr  # an explicit --threads wins
 
 
-def test_ctrl_c_saves_a_checkpoint_says_so_in_one_line_and_the_run_resumes(facades_root, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_says_so_in_one_line_and_the_run_resumes(facades_root, tmp_path, stop):
     run = tmp_path / "run"
     # as in a terminal: a shell that started the tests in the background (CI, nohup) passes SIGINT on ignored
     process = _p2p("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", "100000",
@@ -128,7 +129,7 @@ def test_ctrl_c_saves_a_checkpoint_says_so_in_one_line_and_the_run_resumes(facad
 
     with pytest.raises(runs.RunInUse, match=f"process {process.pid} on"):
         training.train(facades_root, run, "tiny", steps=100000, log_every=7, progress=False)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)  # SIGTERM: what kill, Docker and Colab send
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
     lines = [line for line in err.splitlines() if "interrupted" in line]

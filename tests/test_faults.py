@@ -2,13 +2,10 @@
 
 import errno
 import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from test_cli import _p2p, _run  # the command line in a child process
 
 from p2p import runs, training
 from p2p.__main__ import main
@@ -210,23 +207,3 @@ def test_a_run_resumes_and_loads_from_the_checkpoint_before_a_damaged_one(facade
     _damage(str(run / "checkpoints" / "ckpt-2"), "data")
     with pytest.raises(ValueError, match="no checkpoint in it can be read"):
         runs.load_generator(run)
-
-
-@pytest.mark.slow  # a child process trains
-def test_sigterm_saves_a_checkpoint_says_so_in_one_line_and_the_run_resumes(facades_root, tmp_path):
-    run = tmp_path / "run"
-    args = ["train", "--data", facades_root, "--preset", "tiny", "--out", run, "--log-every", "7", "--checkpoint-every", "1000"]
-    process = _p2p(*args, "--steps", "100000")
-    deadline = time.monotonic() + 300
-    while not (run / "metrics.csv").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # some steps past the first row, none checkpointed yet
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err[-2000:]
-    lines = [line for line in err.splitlines() if "interrupted" in line]
-    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
-    step = int(lines[0].split("interrupted at step ")[1].split()[0])
-    assert step > 7 and tf.train.latest_checkpoint(str(run / "checkpoints")).endswith(f"ckpt-{step}")
-    code, out, err = _run(*args, "--steps", step + 3)
-    assert code == 0 and f"resuming {run} at step {step} of {step + 3}" in out, err[-2000:]
