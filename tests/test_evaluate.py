@@ -37,6 +37,7 @@ def test_fcn_scores_of_perfect_and_constant_segmenters(facades_root):
     assert scores["per_class_acc"] == pytest.approx(1 / present)
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_segmenter_learns_the_real_photos(facades_root):
     segmenter = evaluate.train_segmenter(facades_root, 32, steps=150, ngf=8, batch_size=4)
     inputs, targets = data.example_batch(facades_root / "test", 32, image_size=32)

@@ -72,6 +72,7 @@ def test_gan_only_and_unconditional_ablations():
         Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1), conditional=False)
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_xla_gives_the_same_training_as_plain_tensorflow():
     # without dropout: XLA draws its random numbers with another algorithm, so other dropout masks
     batch = _batch()

@@ -97,6 +97,7 @@ def test_a_second_process_training_into_the_same_folder_is_refused_naming_the_fi
     assert int(model.gen_optimizer.iterations.numpy()) == 2
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_the_same_data_by_another_path_resumes_and_other_data_is_refused(facades_root, tmp_path):
     import shutil
 
@@ -110,6 +111,7 @@ def test_the_same_data_by_another_path_resumes_and_other_data_is_refused(facades
         training.train(other, run, "tiny", steps=6, log_every=2, progress=False)
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_the_paper_preset_decays_the_learning_rate_over_the_second_half_of_the_run(facades_root, tmp_path):
     preset = dataclasses.replace(presets.get("tiny"), lr_decay=0.5)  # the paper preset's schedule, at the tiny size
     model = training.train(facades_root, tmp_path / "run", preset, steps=4, log_every=2, progress=False)
@@ -122,6 +124,7 @@ def test_the_paper_preset_decays_the_learning_rate_over_the_second_half_of_the_r
         training.train(facades_root, tmp_path / "bad", "tiny", steps=4, lr_decay=1.5)
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_a_run_from_before_a_preset_field_existed_resumes(facades_root, tmp_path):
     training.train(facades_root, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
     config_path = tmp_path / "run" / "config.json"

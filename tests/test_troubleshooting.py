@@ -107,6 +107,7 @@ def test_a_rebuilt_generator_without_dropout_computes_what_the_generator_does_wi
     np.testing.assert_allclose(translate(same, images).numpy(), translate(generator, images, dropout=False).numpy(), atol=1e-6)
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_larger_and_non_square_inputs_go_through_the_same_weights(images):
     scores = troubleshooting.larger_inputs(Generator(32, 8), images, images, grids=((1, 1), (1, 2)))
     assert set(scores) == {"32x32 whole", "32x32 tile by tile", "32x64 whole", "32x64 tile by tile"}
