@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 LOWEST_TF := tensorflow==2.16.2 keras==3.5.0
 LOWEST_VENV := .venv-lowest-tf
 
-.PHONY: book check test test-lowest-tf chapters chromium editor clean
+.PHONY: book check test test-lowest-tf chapters chromium npm editor clean
 
 # A virtual environment with p2p and the book's tools: .venv at the versions CI tests (constraints.txt), LOWEST_VENV
 # at LOWEST_TF.
@@ -21,7 +21,7 @@ $(LOWEST_VENV)/.installed: PINS = $(LOWEST_TF)
 	touch $@
 
 # Executes every chapter afresh (in book/, where their data/ and runs/ folders live).
-book: $(INSTALLED) editor
+book: npm $(INSTALLED) editor
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
 # Lint, then the fast unit tests (no chapters, site, benchmark or multi-process runs): under two minutes.
@@ -30,7 +30,7 @@ check: $(INSTALLED)
 	$(BIN)/pytest -m "not slow" tests
 
 # Unit tests, papermill runs of the chapters, the site in headless Chromium, then nbval.
-test: $(INSTALLED) chromium editor
+test: chromium npm $(INSTALLED) editor
 	$(BIN)/pytest tests
 	$(BIN)/pytest --nbval book/
 
@@ -46,17 +46,32 @@ test-lowest-tf: $(LOWEST_VENV)/.installed
 # copied beside it and the l1-cgan book run exported for it (neither is committed).
 EDITOR := book/_static/editor
 TFJS := node_modules/@tensorflow
-editor: $(INSTALLED)
-	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+editor: npm $(INSTALLED)
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(EDITOR)/vendor
 	cp $(TFJS)/tfjs-core/dist/tf-core.min.js $(TFJS)/tfjs-backend-cpu/dist/tf-backend-cpu.min.js \
 	   $(TFJS)/tfjs-backend-wasm/dist/tf-backend-wasm.min.js $(TFJS)/tfjs-backend-wasm/dist/*.wasm $(EDITOR)/vendor/
 	$(BIN)/python -m p2p export l1-cgan $(EDITOR)/model
 
-# The site test drives Debian's Chromium.
+# The site and editor tests drive a Chromium-family browser: CHROMIUM (a path, or a name on the PATH) when set, else
+# the first of BROWSERS on the PATH or installed (tests/conftest.py finds it from this same list); exported to the tests.
+BROWSERS := chromium chromium-browser google-chrome google-chrome-stable chrome
+BROWSERS += "/Applications/Chromium.app/Contents/MacOS/Chromium"
+BROWSERS += "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"
+ifeq ($(strip $(CHROMIUM)),)
+CHROMIUM := $(shell for b in $(BROWSERS); do p=$$(command -v "$$b") && [ -x "$$p" ] && { echo "$$p"; break; }; done)
+endif
+export CHROMIUM
 chromium:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@[ -n "$$CHROMIUM" ] || { echo "error: no Chromium-family browser found: install chromium (or Google Chrome), \
+	or set CHROMIUM=/path/to/it" >&2; exit 1; }
+	@p=$$(command -v "$$CHROMIUM") && [ -x "$$p" ] || { echo "error: CHROMIUM=$$CHROMIUM is not an executable: \
+	set it to a Chromium-family browser, or unset it to search the PATH" >&2; exit 1; }
+
+# The site's JavaScript comes from npm; checked before anything is installed.
+npm:
+	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js (https://nodejs.org) or your system's \
+	nodejs/npm package" >&2; exit 1; }
 
 clean:
 	rm -rf _build $(VENV) $(LOWEST_VENV) book/data book/runs book/bad-data node_modules $(EDITOR)/vendor $(EDITOR)/model
