@@ -1,13 +1,12 @@
 """p2p: pix2pix (Isola et al., CVPR 2017) in TensorFlow, the companion package of the pix2pix book.
 
-Modules, each explained by the chapter of the same idea: facades (the procedural dataset),
-data (paired images and the tf.data pipeline), models (generator and PatchGAN), losses,
-optimizers (the paper's Adam, fused), pix2pix (the Pix2Pix keras.Model), inference (test
-time, one image at a time), presets, training (the entry point), runs (run folders:
-checkpoints, metrics, resuming), devices (precision, XLA, thread pools, tf.distribute),
-records (atomic files and provenance), bookruns (the book's trained models), evaluate and
-ablate (the paper's tables), reference (the tutorial's and the paper's steps written plainly)
-and bench (speed).
+The core, each module explained by the chapter of the same idea: data (paired images, checks,
+jitter, the tf.data pipeline), models (the generator and the PatchGAN), losses, pix2pix (the
+Pix2Pix keras.Model and its train step), optimizers (the paper's Adam), inference (test time, one
+image at a time), config (a run's settings and the presets), training (train: fit into a run
+folder) and runs (run folders: checkpoints, metrics, resuming, load_generator); devices and files
+serve them. The book's tools (the procedural facades, figures, measures, experiments, benchmark)
+are in p2p.lab, which the core never imports.
 """
 
 _EXPORTS = {
@@ -16,31 +15,6 @@ _EXPORTS = {
     "Discriminator": "p2p.models",
     "receptive_field": "p2p.models",
 }
-
-
-def import_tensorflow_quietly():
-    """Import TensorFlow with its C++ start-up lines kept off stderr; chapters call it first (chapter "Introduction").
-
-    Its CUDA probe logs through absl before absl is set up, so TF_CPP_MIN_LOG_LEVEL cannot hide
-    those lines; they would land in every notebook's outputs with a fresh timestamp. Errors still
-    raise as usual.
-    """
-    import os
-    import sys
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    return tensorflow
 
 
 def __getattr__(name):

@@ -1,4 +1,4 @@
-"""Where a run computes: the accelerator, the number format, XLA, TensorFlow's thread pools, tf.distribute.
+"""Where a run computes: the accelerator, the number format, XLA, tf.distribute.
 
 Each setting has an "auto" that picks what measured fastest for the hardware found. Explained in
 the chapter "Scaling up".
@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 
+import keras
 import tensorflow as tf
-
-from p2p import records
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
@@ -38,69 +35,6 @@ def resolve_precision(setting: str) -> str:
         return {"GPU": "mixed_float16", "TPU": "mixed_bfloat16"}.get(accelerator(), "float32")
     if setting not in PRECISIONS:
         raise ValueError(f"unknown precision {setting!r}; choose one of auto, {', '.join(PRECISIONS)}")
-    return setting
-
-
-def set_thread_pools(inter_op: int, intra_op: int) -> None:
-    """Size TensorFlow's two thread pools (0: its default); only before its first operation (chapter "Scaling up").
-
-    Inter-op threads run independent operations side by side; intra-op threads split one
-    operation. With small models on few cores (the cpu preset on 2 cores: inter 2, intra 1)
-    running operations side by side measured faster than splitting each.
-    """
-    try:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    except RuntimeError as err:
-        raise RuntimeError(
-            "TensorFlow's thread pools are fixed once it has run an operation: set them first thing "
-            f"(before any model or dataset), e.g. in a fresh process ({err})"
-        ) from None
-
-
-def machine() -> str:
-    """This machine as the benchmark's measurements are filed under: its core count and processor."""
-    return f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
-
-
-def measured_thread_pools(preset: str) -> tuple[int, int] | None:
-    """The (inter-op, intra-op) sizes the benchmark measured fastest for `preset` here, if it did (chapter "Scaling up").
-
-    `python -m p2p.bench` files them. (0, 0) means TensorFlow's default measured fastest; None,
-    that nothing was measured on this machine.
-    """
-    try:
-        measured = json.loads((records.cache_dir() / "thread_pools.json").read_text())
-    except (OSError, ValueError):
-        return None
-    setting = measured.get(machine(), {}).get(preset)
-    return tuple(setting) if setting else None
-
-
-def record_thread_pools(preset: str, setting: tuple[int, int]) -> None:
-    """File `setting` as the fastest thread-pool sizes for `preset` on this machine (the benchmark calls it)."""
-    path = records.cache_dir() / "thread_pools.json"
-    try:
-        measured = json.loads(path.read_text())
-    except (OSError, ValueError):
-        measured = {}
-    measured.setdefault(machine(), {})[preset] = list(setting)
-    records.write_json(path, measured)
-
-
-def use_measured_thread_pools(preset: str, *, verbose: bool = False) -> tuple[int, int] | None:
-    """Size the thread pools as measured fastest for `preset` here, if measured; call before TensorFlow's first operation.
-
-    The default of the command line (which says so, `verbose`) and of the chapters' setup
-    (chapter "Scaling up"). Returns the setting applied, or None: TensorFlow's default stays.
-    """
-    setting = measured_thread_pools(preset)
-    if not setting or setting == (0, 0):
-        return None
-    set_thread_pools(*setting)
-    if verbose:
-        print(f"thread pools: inter-op {setting[0]}, intra-op {setting[1]}, measured fastest for the {preset} preset "
-              "on this machine by python -m p2p.bench (--threads 0 0 for TensorFlow's default)", file=sys.stderr)
     return setting
 
 
@@ -134,3 +68,34 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     chief_type = "chief" if "chief" in resolver.cluster_spec().as_dict() else "worker"
     return resolver.task_type == chief_type and resolver.task_id == 0
+
+
+def fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, callbacks) -> None:
+    """`model.fit` for MultiWorkerMirroredStrategy, under which Keras 3's fit fails (keras-team/keras#20585).
+
+    Every worker runs each step on its share of the batch; the logs are means over all replicas.
+    """
+    options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    iterator = iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
+
+    @tf.function
+    def train_step(iterator):
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+
+    callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
+    model.stop_training = False
+    callbacks.on_train_begin()
+    for epoch in range(epochs):
+        model.reset_metrics()  # as fit does: each epoch's logs are the means over its steps
+        callbacks.on_epoch_begin(epoch)
+        for batch in range(steps_per_epoch):
+            logs = train_step(iterator)
+            callbacks.on_train_batch_end(batch, logs)
+            if model.stop_training:  # as fit does: StopAtStep ends the run inside an interval
+                break
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)

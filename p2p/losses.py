@@ -27,8 +27,3 @@ def generator_gan_loss(fake_logits):
 def l1_loss(target, output):
     """Mean absolute error between the target and the generator's output, in [-1, 1] units."""
     return ops.mean(ops.abs(ops.cast(target, "float32") - ops.cast(output, "float32")))
-
-
-def l2_loss(target, output):
-    """Mean squared error between target and output, in [-1, 1] units; the mean minimises it (chapter "Troubleshooting")."""
-    return ops.mean(ops.square(ops.cast(target, "float32") - ops.cast(output, "float32")))

@@ -11,8 +11,6 @@ import math
 from typing import NamedTuple
 
 import keras
-import numpy as np
-import tensorflow as tf
 from keras import layers
 
 
@@ -182,21 +180,3 @@ def receptive_field(model: keras.Model) -> int:
         if isinstance(layer, layers.Conv2D):
             field = (field - 1) * layer.strides[0] + layer.kernel_size[0]
     return field
-
-
-def measured_receptive_field(model: keras.Model, seed: int = 0) -> tuple[int, int]:
-    """Measure the receptive field with gradients (chapter "The PatchGAN discriminator").
-
-    Returns the (height, width) of the box of input pixels whose gradient for the centre output
-    unit is nonzero. The model runs in inference mode: in training mode BatchNorm's batch
-    statistics would connect every input pixel to every output.
-    """
-    size, channels = model.input_shape[1], model.input_shape[-1]
-    image = tf.random.stateless_uniform((1, size, size, channels), seed=[seed, 0], minval=-1, maxval=1)
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        outputs = model(image, training=False)
-        centre = outputs[0, outputs.shape[1] // 2, outputs.shape[2] // 2, 0]
-    seen = np.argwhere(np.abs(tape.gradient(centre, image)[0].numpy()).sum(-1) > 0)
-    height, width = seen.max(0) - seen.min(0) + 1
-    return int(height), int(width)

@@ -4,7 +4,7 @@ A run folder holds config.json, checkpoints/, metrics.csv (one row per `log_ever
 with a `step` column), logs/ (TensorBoard) and samples/ (input | output | target images).
 Started again with the same folder, a run resumes from its last checkpoint and metrics.csv
 continues from that step. A full disk stops the run with `DiskFull`, naming the file; a damaged
-latest checkpoint is skipped for the one before it. A compact folder (a book run, `p2p.bookruns`)
+latest checkpoint is skipped for the one before it. A compact folder (a book run, `p2p.lab.bookruns`)
 holds config.json and generator.npz instead of checkpoints. Explained in the chapter "The training loop".
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import datetime
 import errno
 import io
@@ -28,11 +27,13 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from p2p import data, presets
+from p2p import config as configs
+from p2p import data
+from p2p.config import Config
+from p2p.files import write_atomically, write_json
 from p2p.inference import translate
 from p2p.models import Generator
 from p2p.pix2pix import METRICS
-from p2p.records import write_atomically, write_json
 
 
 class RunInUse(RuntimeError):
@@ -94,20 +95,18 @@ def lock(run_dir):
             fcntl.flock(file, fcntl.LOCK_UN)
 
 
-#: The Preset fields that have defaults: a run folder written before such a field existed was trained with its default.
-_PRESET_DEFAULTS = {field.name: field.default for field in dataclasses.fields(presets.Preset)
-                    if field.default is not dataclasses.MISSING}
+def start_config(run_dir: Path, config: Config, data_identity: dict, write: bool = True) -> None:
+    """Write config.json for a new run (when `write`); refuse to resume a run that was started with other settings or data.
 
-
-def start_config(run_dir: Path, config: dict, write: bool = True) -> None:
-    """Write config.json for a new run (when `write`); refuse to resume a run that was started differently."""
+    `data_identity` is {"path": ..., "fingerprint": ...} of the training files; the same files
+    elsewhere (the same fingerprint) are the same data. Saved beside the settings.
+    """
     path = Path(run_dir) / "config.json"
-    config = json.loads(json.dumps(config))  # as it reads back from JSON
     if path.exists():
-        saved = json.loads(path.read_text())
-        saved["preset"] = {**_PRESET_DEFAULTS, **saved.get("preset", {})}  # a field added since had its default
-        changed = sorted(k for k in config if k not in ("steps", "data") and saved.get(k) != config[k])
-        if _data_identity(saved.get("data")) not in (config["data"]["fingerprint"], config["data"]["path"]):
+        saved = configs.read(run_dir)
+        changed = saved.differences(config)
+        saved_data = json.loads(path.read_text()).get("data")
+        if _data_identity(saved_data) not in (data_identity["fingerprint"], data_identity["path"]):
             changed.append("data (other files than the run was trained on)")
         if changed:  # more steps may be asked for: that continues a finished run
             raise ValueError(
@@ -116,7 +115,7 @@ def start_config(run_dir: Path, config: dict, write: bool = True) -> None:
             )
     if write:
         with writing(path):
-            write_json(path, config)  # whole at every moment: other workers may be reading it
+            write_json(path, {**config.to_dict(), "data": data_identity})  # whole at every moment: workers may read it
 
 
 def _data_identity(data):
@@ -223,19 +222,15 @@ def save_sample(model, batch, path: Path) -> None:
         write_atomically(path, lambda file: image.save(file, format="PNG"))
 
 
-def load_generator(run_dir) -> tuple[keras.Model, dict]:
-    """The generator of a run folder and the run's config (chapter "The training loop").
+def load_generator(run_dir) -> tuple[keras.Model, Config]:
+    """The generator of a run folder and the run's Config (chapter "The training loop").
 
     A run folder written by `train` gives its latest checkpoint; a compact one (a book run, see
-    `p2p.bookruns`) gives its generator.npz.
+    `p2p.lab.bookruns`) gives its generator.npz.
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); train one with `python -m p2p train`.")
-    config = json.loads(config_path.read_text())
-    preset = presets.Preset(**config["preset"])
-    generator = Generator(preset.image_size, preset.ngf, skips=config["model"].get("skips", True))
+    config = configs.read(run_dir)
+    generator = Generator(config.image_size, config.ngf, config.skips, upsample=config.upsample, norm=config.norm)
     if (run_dir / "generator.npz").exists():
         set_weights_from(generator, run_dir / "generator.npz")
         return generator, config
@@ -267,12 +262,6 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory):
         raise ValueError(f"{directory}: no checkpoint in it can be read: {'; '.join(damaged)}. Train into a new run "
                          "folder, or delete this one to start it again.")
     return None
-
-
-def save_weights_to(model: keras.Model, path) -> None:
-    """Save every weight of a model (BatchNorm's moving statistics included) in float16, compressed, to one .npz."""
-    arrays = {f"{i:03d}": np.asarray(w, np.float16) for i, w in enumerate(model.get_weights())}
-    write_atomically(Path(path), lambda file: np.savez_compressed(file, **arrays))
 
 
 def set_weights_from(model: keras.Model, path) -> None:

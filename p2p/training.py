@@ -1,4 +1,4 @@
-"""The training entry point: a model from a preset, trained by `fit` into a run folder that survives a kill.
+"""The training entry point: a Config's model, trained by `fit` into a run folder that survives a kill.
 
 `train` builds the model (`build_model`), places it on the devices (`p2p.devices`), and writes
 and resumes the run folder (`p2p.runs`). Explained in the chapter "The training loop".
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import math
 import signal
 import sys
@@ -20,54 +19,49 @@ import keras
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from p2p import data, devices, presets, runs
+from p2p import data, devices, runs
+from p2p.config import Config, resolve
 from p2p.models import Discriminator, Generator
 from p2p.optimizers import paper_optimizer
-from p2p.pix2pix import GAN_UPDATES, Pix2Pix
+from p2p.pix2pix import Pix2Pix
 
 
-def build_model(
-    preset: presets.Preset,
-    *,
-    skips: bool = True,
-    l1_weight: float = 100.0,
-    gan_weight: float = 1.0,
-    conditional: bool = True,
-    n_layers: int | None = None,
-    gan_update: str = "sequential",
-    lr_decay: float | None = None,
-    precision: str = "float32",
-    steps: int | None = None,
-) -> Pix2Pix:
-    """A compiled Pix2Pix with the preset's sizes; the keywords select the paper's ablations (chapter "The training loop").
+def build_networks(config: Config, disc_channels: int = 6) -> tuple[keras.Model, keras.Model]:
+    """The generator and discriminator of `config`, computing in its precision (chapter "The training loop").
 
-    `gan_update` is the order of D's and G's steps: "sequential" (PyTorch) or "simultaneous"
-    (Lua, the TensorFlow tutorial); see `Pix2Pix`.
-
-    `lr_decay` (default: the preset's) is the last share of a run's `steps` over which both
-    learning rates fall linearly to zero, as in the official PyTorch code (the paper preset: its
-    second half); 0 keeps them constant, as the Lua code did. Without `steps` they stay constant.
-
-    `precision` is a Keras dtype policy: "float32", "mixed_float16" (GPUs, with loss scaling)
-    or "mixed_bfloat16" (TPUs); see `p2p.devices.resolve_precision` and the chapter "Scaling up".
+    D sees the (input, output) pair: 6 channels.
     """
     outer_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)  # the layers take the policy they are built under
+    keras.mixed_precision.set_global_policy(devices.resolve_precision(config.precision))  # layers take it when built
     try:
-        generator = Generator(preset.image_size, preset.ngf, skips=skips)
-        discriminator = Discriminator(
-            preset.image_size,
-            preset.ndf,
-            preset.n_layers if n_layers is None else n_layers,
-            in_channels=6 if conditional else 3,
-        )
+        generator = Generator(config.image_size, config.ngf, config.skips, upsample=config.upsample, norm=config.norm)
+        discriminator = Discriminator(config.image_size, config.ndf, config.n_layers, in_channels=disc_channels)
     finally:
         keras.mixed_precision.set_global_policy(outer_policy)
-    model = Pix2Pix(generator, discriminator, l1_weight=l1_weight, gan_weight=gan_weight, conditional=conditional,
-                    gan_update=gan_update)
-    decay = (preset.lr_decay if lr_decay is None else lr_decay) if steps else 0.0
-    model.compile(gen_optimizer=paper_optimizer(steps, decay), disc_optimizer=paper_optimizer(steps, decay),
-                  jit_compile=devices.resolve_jit_compile(preset.jit_compile))
+    return generator, discriminator
+
+
+def refuse_variants(config: Config) -> None:
+    """Refuse a Config with the settings of the lab's variants, which `Pix2Pix` does not train."""
+    variants = config.variant_settings()
+    if variants:
+        raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in variants.items())}: a variant of the paper that "
+                         "p2p.Pix2Pix does not train; build it with p2p.lab.variants.build_model (train(..., build=...))")
+
+
+def build_model(config: Config, *, jit_compile: bool | str = "auto") -> Pix2Pix:
+    """A compiled Pix2Pix for `config`, both optimizers the paper's Adam (chapter "The training loop").
+
+    With `config.lr_decay` > 0 and `config.steps` set, both learning rates fall linearly to zero
+    over that last share of the steps, as in the official PyTorch code (the paper preset: its
+    second half). `jit_compile` is XLA: "auto" turns it on with a GPU or TPU (`p2p.devices`).
+    """
+    refuse_variants(config)
+    generator, discriminator = build_networks(config)
+    model = Pix2Pix(generator, discriminator, l1_weight=config.l1_weight)
+    decay = config.lr_decay if config.steps else 0.0  # a schedule needs the run's length
+    model.compile(gen_optimizer=paper_optimizer(config.steps, decay), disc_optimizer=paper_optimizer(config.steps, decay),
+                  jit_compile=devices.resolve_jit_compile(jit_compile))
     return model
 
 
@@ -138,63 +132,63 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 def train(
     data_dir,
     run_dir,
-    preset: presets.Preset | str = "cpu",
+    config: Config | str = "cpu",
     *,
-    steps: int | None = None,
     log_every: int = 50,
     checkpoint_every: int = 200,
-    direction: str = "BtoA",
-    seed: int = 0,
-    strategy: tf.distribute.Strategy | str = "default",
-    precision: str = "auto",
     progress: bool = True,
-    **model_options,
+    strategy: tf.distribute.Strategy | str = "default",
+    jit_compile: bool | str = "auto",
+    build=build_model,
+    until: int | None = None,
+    **settings,
 ) -> Pix2Pix:
     """Train (or resume) a run in `run_dir` on the A|B images of `data_dir` (chapter "The training loop").
 
-    `steps` defaults to the preset's epochs over the training set; `model_options` go to
-    `build_model` (the ablations). Returns the trained model.
+    `config` is a Config or a preset's name; `settings` replace its fields (`steps=`, `seed=`,
+    `l1_weight=`, ...). `steps` defaults to the preset's epochs over the training set. `build`
+    makes the model from the Config (`build_model`; the lab's variants bring their own). With
+    `until`, training stops at that step of the run (its learning-rate schedule still spans
+    `steps`): the book runs are measured on the way. Returns the trained model.
 
     Exactly `steps` steps are trained, and the same call with more steps continues a finished
-    run. Options are checked before anything is written. While it trains, the run folder is
-    locked against other processes (`p2p.runs.lock`); Ctrl-C or SIGTERM saves a checkpoint at
-    the step reached; a NaN or infinite loss stops it (`NonFiniteLoss`), keeping the last good
-    checkpoint; a full disk stops it (`p2p.runs.DiskFull`), naming the file. Resuming skips a
-    damaged latest checkpoint for the one before it, and repairs a metrics.csv cut short.
+    run; a run folder is resumed only with the same settings (`Config.differences`), whatever
+    the logging and checkpoint intervals. Options are checked before anything is written. While
+    it trains, the run folder is locked against other processes (`p2p.runs.lock`); Ctrl-C or
+    SIGTERM saves a checkpoint at the step reached; a NaN or infinite loss stops it
+    (`NonFiniteLoss`), keeping the last good checkpoint; a full disk stops it (`p2p.runs.DiskFull`),
+    naming the file. Resuming skips a damaged latest checkpoint for the one before it, and
+    repairs a metrics.csv cut short.
 
-    `precision` is "auto" (mixed float16 on GPUs, mixed bfloat16 on TPUs, float32 on CPUs) or
-    one of `p2p.devices.PRECISIONS`; the run's config.json records the one used.
-
-    `strategy` is a tf.distribute.Strategy or a name for `p2p.devices.make_strategy`. With "multi-worker"
-    every worker runs this same call with the same `run_dir`, on a filesystem they all share:
-    all restore from the chief's checkpoints, only the chief writes the run folder, and the
-    other workers, which must take part in every checkpoint, write into a temporary folder
-    deleted at the end.
+    `strategy` is a tf.distribute.Strategy or a name for `p2p.devices.make_strategy`. With
+    "multi-worker" every worker runs this same call with the same `run_dir`, on a filesystem they
+    all share: all restore from the chief's checkpoints, only the chief writes the run folder.
     """
-    check_options(steps=steps, log_every=log_every, checkpoint_every=checkpoint_every, **model_options)
+    config = resolve(config, **settings)
+    if build is build_model:
+        refuse_variants(config)
+    for name, value in (("log_every", log_every), ("checkpoint_every", checkpoint_every)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of steps, at least 1, not {value!r}")
     if strategy is None or isinstance(strategy, str):  # first: a multi-worker strategy precedes any TF op
         strategy = devices.make_strategy(strategy or "default")
     chief = devices.is_chief(strategy)
-    preset = presets.get(preset) if isinstance(preset, str) else preset
     run_dir = Path(run_dir)
     train_files = data.list_pairs(data.split_folder(data_dir, "train"))
-    steps = steps or preset.steps(len(train_files))
+    config = dataclasses.replace(config, steps=config.total_steps(len(train_files)),
+                                 precision=devices.resolve_precision(config.precision))
+    steps = min(until or config.steps, config.steps)  # where this call stops
     log_every = min(log_every, steps)
     checkpoint_every = max(checkpoint_every // log_every, 1) * log_every
-    config = {
-        "preset": dataclasses.asdict(preset), "direction": direction,
-        "data": {"path": str(Path(data_dir).resolve()), "fingerprint": data.fingerprint(train_files)},
-        "seed": seed, "steps": steps, "log_every": log_every, "model": model_options,
-        "precision": devices.resolve_precision(precision),
-    }
+    data_identity = {"path": str(Path(data_dir).resolve()), "fingerprint": data.fingerprint(train_files)}
     with runs.lock(run_dir) if chief else contextlib.nullcontext():  # one process per run folder
-        runs.start_config(run_dir, config, write=chief)
-        scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")
+        runs.start_config(run_dir, config, data_identity, write=chief)
+        scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")  # non-chiefs write here
         out_dir = run_dir if chief else Path(scratch.name)
 
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(config.seed)
         with strategy.scope():
-            model = build_model(preset, precision=config["precision"], steps=steps, **model_options)
+            model = build(config, jit_compile=jit_compile)
         manager = tf.train.CheckpointManager(runs.checkpoint_of(model), out_dir / "checkpoints", max_to_keep=2)
         restored = runs.restore_latest(manager.checkpoint, run_dir / "checkpoints")  # the chief's, for every worker
         if restored:
@@ -211,18 +205,14 @@ def train(
         if done and chief:
             print(f"resuming {run_dir} at step {done} of {steps}", flush=True)
 
-        keras.utils.set_random_seed(seed + done)  # a resumed run does not replay the same dropout masks
-        batch_size = preset.batch_size * strategy.num_replicas_in_sync
+        keras.utils.set_random_seed(config.seed + done)  # a resumed run does not replay the same dropout masks
         dataset = data.paired_dataset(
-            data.split_folder(data_dir, "train"), image_size=preset.image_size, direction=direction,
-            batch_size=batch_size, seed=seed + done,
+            data.split_folder(data_dir, "train"), image_size=config.image_size, direction=config.direction,
+            batch_size=config.batch_size * strategy.num_replicas_in_sync, seed=config.seed + done,
         ).repeat()
-        options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
         has_val = any((Path(data_dir) / sub / "val").is_dir() for sub in (".", "A", "B"))  # A|B files, or A/ and B/
         sample_dir = data.split_folder(data_dir, "val" if has_val else "train")
-        sample_batch = data.example_batch(sample_dir, image_size=preset.image_size, direction=direction)
+        sample_batch = data.example_batch(sample_dir, image_size=config.image_size, direction=config.direction)
         logger = runs.RunLogger(out_dir, manager, checkpoint_every, sample_batch, last_step=steps)
         callbacks = [StopOnNonFiniteLoss(out_dir), StopAtStep(steps), logger]
         if progress and chief:
@@ -230,7 +220,7 @@ def train(
         # whole logging intervals from `done`; StopAtStep ends the last one at exactly `steps`
         epochs = math.ceil((steps - done) / log_every)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit fails under it
-            _fit_multi_worker(model, strategy, dataset, log_every, epochs, callbacks)
+            devices.fit_multi_worker(model, strategy, dataset, log_every, epochs, callbacks)
         else:
             try:
                 with sigterm_interrupts():
@@ -262,49 +252,3 @@ def sigterm_interrupts():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def check_options(*, steps=None, log_every=1, checkpoint_every=1, **model_options) -> None:
-    """Refuse options `train` cannot use, before anything is written: counts below 1, unknown or misspelt model options."""
-    for name, value in (("steps", steps), ("log_every", log_every), ("checkpoint_every", checkpoint_every)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a whole number of steps, at least 1, not {value!r}")
-    known = [name for name in inspect.signature(build_model).parameters if name not in ("preset", "precision", "steps")]
-    unknown = sorted(set(model_options) - set(known))
-    if unknown:
-        raise ValueError(f"unknown model option(s) {', '.join(unknown)}; the model options are {', '.join(known)} "
-                         "(and train's own: steps, log_every, checkpoint_every, direction, seed, strategy, precision)")
-    if not 0 <= model_options.get("lr_decay", 0) < 1:
-        raise ValueError(f"lr_decay is the share of the steps over which the learning rate decays: from 0 up to 1, "
-                         f"not {model_options['lr_decay']!r}")
-    if model_options.get("gan_update", GAN_UPDATES[0]) not in GAN_UPDATES:
-        raise ValueError(f"unknown gan_update {model_options['gan_update']!r}; choose one of {', '.join(GAN_UPDATES)}")
-
-
-def _fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, callbacks) -> None:
-    """`model.fit` for MultiWorkerMirroredStrategy, under which Keras 3's fit fails (keras-team/keras#20585).
-
-    Every worker runs each step on its share of the batch; the logs are means over all replicas.
-    """
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-
-    @tf.function
-    def train_step(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
-        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
-
-    callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
-    model.stop_training = False
-    callbacks.on_train_begin()
-    for epoch in range(epochs):
-        model.reset_metrics()  # as fit does: each epoch's logs are the means over its steps
-        callbacks.on_epoch_begin(epoch)
-        for batch in range(steps_per_epoch):
-            logs = train_step(iterator)
-            callbacks.on_train_batch_end(batch, logs)
-            if model.stop_training:  # as fit does: StopAtStep ends the run inside an interval
-                break
-        callbacks.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    callbacks.on_train_end(logs)

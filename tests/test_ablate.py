@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from p2p import ablate, presets
+from p2p.config import get_preset
+from p2p.lab import ablate
 
 
 def test_patch_depths_match_the_share_of_the_image():
@@ -14,7 +15,7 @@ def test_patch_depths_match_the_share_of_the_image():
 
 
 def test_every_table_row_has_a_variant():
-    preset = presets.get("cpu")
+    preset = get_preset("cpu")
     names = set(ablate.variants(preset))
     for table, rows in ablate.table_rows(preset).items():
         assert set(rows) == set(ablate.PAPER[table]) - {"ground truth"}
@@ -52,7 +53,7 @@ def test_differences_are_paired_by_seed():
 @pytest.mark.slow  # trains every ablation variant
 def test_a_tiny_ablation_runs_scores_and_resumes(tmp_path):
     results = ablate.run_ablations(tmp_path, "tiny", steps=3, seeds=(0,), segmenter_steps=5, progress=False)
-    assert len(results["runs"]) == len(ablate.variants(presets.get("tiny")))
+    assert len(results["runs"]) == len(ablate.variants(get_preset("tiny")))
     for summary in results["variants"].values():
         assert set(summary) == set(ablate.SCORES)
         assert 0 <= summary["per_pixel_acc"]["mean"] <= 1 and summary["per_pixel_acc"]["std"] >= 0

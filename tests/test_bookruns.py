@@ -4,8 +4,11 @@ import json
 
 import pytest
 
-from p2p import bookruns, data, evaluate, facades, runs
+from p2p import config as configs
+from p2p import data, runs
+from p2p.config import get_preset
 from p2p.inference import translate
+from p2p.lab import bookruns, evaluate, facades
 
 
 @pytest.mark.parametrize("name", list(bookruns.BOOK_RUNS))
@@ -15,8 +18,8 @@ def test_every_book_run_is_shipped_with_its_provenance(name):
     assert provenance["command"] == f"python -m p2p bookruns {name}"
     assert provenance["steps"] > 0
     assert provenance["train_seconds"] > 0 and len(provenance["commit"]) >= 40
-    config = json.loads((folder / "config.json").read_text())
-    assert config["preset"]["name"] == "book" and config["model"] == bookruns.get(name).options
+    config = configs.read(folder)
+    assert config == get_preset("book", steps=provenance["steps"], precision="float32", **bookruns.get(name).options)
     steps = sorted(k for k in bookruns.milestones(name) if k != "truth")
     assert steps[-1] == provenance["steps"] and len(steps) >= 5
     samples = bookruns.samples(name)
@@ -81,7 +84,7 @@ def test_a_book_run_retrains_and_exports_at_any_preset(tmp_path):
                                   progress=False)
     assert set(bookruns.milestones("l1-cgan", out.parent)) == {1, 2, 4, "truth"}
     generator, config = runs.load_generator(out)
-    assert config["preset"]["name"] == "tiny" and generator.input_shape[1] == 32
+    assert config.preset == "tiny" and config.steps == 4 and generator.input_shape[1] == 32
     assert bookruns.load_discriminator("l1-cgan", out.parent).output_shape[1:3] == (14, 14)
     assert "--preset tiny --steps 4" in bookruns.describe("l1-cgan", out.parent)
     again = bookruns.train_book_run("l1-cgan", work=tmp_path / "work", out=tmp_path / "book", preset="tiny", steps=4,

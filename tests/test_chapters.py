@@ -98,7 +98,14 @@ def _table(text, names):
 
 def test_objective(executed):
     _, text, kinds = executed("03-objective")
-    assert re.search(r"sharpness of one rendering \(mean of 32\): \d\.\d+; of their per-pixel median: \d\.\d+", text)
+    rendering = re.search(r"sharpness of one rendering \(mean of 32\): (\d\.\d+); of their per-pixel median: (\d\.\d+)", text)
+    assert rendering and float(rendering.group(2)) < 0.5 * float(rendering.group(1))  # the median blurs the fine structure
+    # D's updates (nbval skips this cell's output: its last digits depend on the CPU's arithmetic)
+    moved = dict(re.findall(r"^(halved loss|whole loss, half the learning rate) +moves D (\d\.\d+) times", text, re.MULTILINE))
+    off = dict(re.findall(r"^(halved loss|whole loss, half the learning rate) .* (\d+\.\d)% of the way off its path", text,
+                          re.MULTILINE))
+    assert abs(float(moved["halved loss"]) - 1) < 0.02 and float(off["halved loss"]) < 10  # Adam: the scale cancels
+    assert float(moved["whole loss, half the learning rate"]) < 0.8 and float(off["whole loss, half the learning rate"]) > 30
     assert "book run 'l1' (" in text and "--preset tiny --steps 40" in text  # the provenance of what it loaded
     table = _table(text, ["ground truth", "L1 + cGAN", "L1"])
     assert table["ground truth"]["l1"] == 0.0
@@ -179,10 +186,11 @@ def test_troubleshooting(executed):
     for way in ("one at a time (the paper)", "pooled batches of 8", "training=False"):
         assert re.search(re.escape(way) + r"( +\d\.\d{3}){3}", text)
     for call in ("generator.predict(x)", "generator(x)"):
-        assert f"{call} differs from training=False by at most 0.0" in text
+        largest = re.search(re.escape(call) + r" differs from training=False by at most (\S+)", text)
+        assert largest and float(largest.group(1)) < 1e-5  # the same inference, in another graph: rounding at most
     gradients = re.search(r"non-saturating -log D (\d\.\d+), saturating log\(1 - D\) (\d\.\d+)", text)
     assert gradients and float(gradients.group(1)) + float(gradients.group(2)) == pytest.approx(1.0, abs=2e-3)
-    from p2p.troubleshooting import VARIANTS
+    from p2p.lab.troubleshooting import VARIANTS
 
     for name in VARIANTS:  # every short run has a row of scores
         assert re.search(r"^" + re.escape(name) + r"(, \w+ \w+ \w+)? +-?\d+\.\d{3}", text, re.MULTILINE), name

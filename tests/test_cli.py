@@ -39,7 +39,7 @@ def test_train_then_translate(facades_root, tmp_path):
     code, _, err = _run("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", "20",
                         "--log-every", "10", "--checkpoint-every", "10")
     assert code == 0, err[-2000:]
-    assert json.loads((run / "config.json").read_text())["preset"]["name"] == "tiny"
+    assert json.loads((run / "config.json").read_text())["preset"] == "tiny"
     assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [10, 20]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000010.png", "step_0000020.png"]
     assert list((run / "logs").iterdir()), "no TensorBoard events"
@@ -102,7 +102,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(facades_root, tmp_path):
 
 def test_train_uses_the_thread_pools_the_benchmark_measured_fastest_here(facades_root, tmp_path):
     env = {**os.environ, "P2P_CACHE": str(tmp_path / "cache")}
-    measure = "from p2p import devices; devices.record_thread_pools('tiny', (2, 1))"
+    measure = "from p2p.lab import threads; threads.record_thread_pools('tiny', (2, 1))"
     subprocess.run([sys.executable, "-c", measure], env=env, check=True)
     command = [sys.executable, "-m", "p2p", "train", "--data", str(facades_root), "--preset", "tiny", "--steps", "2",
                "--log-every", "2"]

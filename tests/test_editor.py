@@ -2,7 +2,7 @@
 
 The browser tests serve the editor folder with the book run exported into it from a loopback
 server and open a check page that drives the editor: its label maps must equal
-`p2p.facades.label_map`, its photos (dropout off) the Python generator's, within 2/255.
+`p2p.lab.facades.label_map`, its photos (dropout off) the Python generator's, within 2/255.
 """
 
 import base64
@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from p2p import Generator, bookruns, data, facades
+from p2p import Generator, data
 from p2p.__main__ import main
-from p2p.export import export_generator
 from p2p.inference import translate
+from p2p.lab import bookruns, facades
+from p2p.lab.export import export_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 EDITOR = ROOT / "book" / "_static" / "editor"
@@ -217,10 +218,8 @@ def test_export_command_takes_a_book_run_and_names_what_it_cannot_find(tmp_path,
 
 
 @pytest.fixture(scope="module")
-def page_report(tmp_path_factory):
+def page_report(tmp_path_factory, chromium):
     """Run the check page against the editor with the book run exported into it: (its report, the generator, chromium's log)."""
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (`make test` installs it: apt-get install chromium)"
     assert (EDITOR / "vendor" / "tf-core.min.js").exists(), \
         f"{EDITOR / 'vendor'}: no TensorFlow.js beside the editor; run `make editor` (npm ci, then copies it there)"
     site = tmp_path_factory.mktemp("editor") / "editor"

@@ -22,7 +22,8 @@ print(json.dumps({"tensorflow": [tensorflow.version, str(tensorflow.locate_file(
 IMPORT = """
 import json, p2p
 tf = p2p.import_tensorflow_quietly()
-from p2p import bookruns, models
+from p2p import models
+from p2p.lab import bookruns
 print(json.dumps([str(bookruns.SHIPPED), tf.__version__]))
 """
 
@@ -57,7 +58,7 @@ def test_installing_from_a_git_url_keeps_the_tensorflow_there(tmp_path):
     shipped, tensorflow = json.loads(_run(python, "-c", IMPORT, cwd=tmp_path).stdout)
     assert tensorflow == before["tensorflow"][0]
     assert Path(shipped).is_relative_to(venv)
-    committed = _run("git", "ls-files", cwd=clone / "p2p" / "trained").stdout.split()
+    committed = _run("git", "ls-files", cwd=clone / "p2p" / "lab" / "trained").stdout.split()
     missing = [name for name in committed if not Path(shipped, name).is_file()]
     assert committed and not missing, f"the installed p2p lacks these book run files: {missing}"
     assert "usage: python -m p2p" in _run(python, "-m", "p2p", "--help", cwd=tmp_path).stdout

@@ -1,4 +1,4 @@
-"""Pix2Pix: the objective, the train step, the ablations, XLA and mixed precision."""
+"""Pix2Pix: the objective, the train step, XLA and mixed precision (the ablations: test_variants.py)."""
 
 import json
 import math
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p import Discriminator, Generator, Pix2Pix, data, losses, reference
-from p2p.facades import facade_pair
+from p2p import Discriminator, Generator, Pix2Pix, data, losses
+from p2p.lab import reference
+from p2p.lab.facades import facade_pair
 
 
 def _batch(size=32):
@@ -20,9 +21,7 @@ def _batch(size=32):
 
 def _model(size=32, jit_compile=False, dropout=0.5, **options):
     keras.utils.set_random_seed(0)
-    channels = 6 if options.get("conditional", True) else 3
-    generator = Generator(size, 8, dropout=dropout)
-    model = Pix2Pix(generator, Discriminator(size, 8, 1, in_channels=channels), **options)
+    model = Pix2Pix(Generator(size, 8, dropout=dropout), Discriminator(size, 8, 1), **options)
     model.compile(jit_compile=jit_compile)
     return model
 
@@ -51,25 +50,20 @@ def test_a_few_steps_lower_the_l1_loss_on_a_fixed_batch():
     after = float(losses.l1_loss(batch[1], model.translate(batch[0])))
     assert after < 0.85 * before
     assert set(history) == {"gen_total", "gen_gan", "gen_l1", "disc"}
-    assert history["gen_total"][0] == pytest.approx(history["gen_gan"][0] + 100 * history["gen_l1"][0], rel=1e-3)
+    # the means over the epoch of each loss, accumulated apart in float32: a few 1e-7 apart, 1e-5 leaves room
+    assert history["gen_total"][0] == pytest.approx(history["gen_gan"][0] + 100 * history["gen_l1"][0], rel=1e-5)
 
 
-def test_l1_only_ablation_leaves_the_discriminator_alone():
-    model, batch = _model(gan_weight=0.0), _batch()
-    before = [v.numpy().copy() for v in model.discriminator.weights]
-    history = _fit(model, batch, 3)
-    assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, model.discriminator.weights))
-    assert history["disc"][0] == 0.0 and history["gen_total"][0] == pytest.approx(100 * history["gen_l1"][0])
+def test_a_discriminator_that_does_not_see_the_pair_is_refused():
+    with pytest.raises(ValueError, match="in_channels=6"):
+        Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1, in_channels=3))
 
 
-def test_gan_only_and_unconditional_ablations():
-    history = _fit(_model(l1_weight=0.0), _batch(), 3)
-    assert history["gen_total"][0] == pytest.approx(history["gen_gan"][0])
-    model = _model(conditional=False)
-    assert model.discriminator.input_shape[-1] == 3
-    assert np.isfinite(_fit(model, _batch(), 3)["disc"][0])
-    with pytest.raises(ValueError, match="in_channels=3"):
-        Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1), conditional=False)
+def test_the_optimizers_are_keras_adam_with_the_papers_settings():
+    model = _model()
+    for optimizer in (model.gen_optimizer, model.disc_optimizer):
+        assert type(optimizer) is keras.optimizers.Adam
+        assert (float(optimizer.learning_rate), optimizer.beta_1, optimizer.beta_2) == pytest.approx((2e-4, 0.5, 0.999))
 
 
 @pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
@@ -119,11 +113,6 @@ def test_the_precision_option_builds_and_records_the_policy(facades_root, tmp_pa
     assert model.generator.get_layer("enc2_conv").compute_dtype == "bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"  # the option does not leak
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "mixed_bfloat16"
-
-
-def test_an_unknown_update_order_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="choose one of sequential, simultaneous"):
-        _model(gan_update="alternating")
 
 
 def test_halving_d_loss_changes_nothing_under_adam_unlike_halving_its_learning_rate():

@@ -10,7 +10,6 @@ import html
 import http.server
 import json
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -113,10 +112,8 @@ def _requests_from(net_log: Path, origin: str) -> list[str]:
     return [p["url"] for p in params if p.get("initiator") == origin]  # not Chromium's own (autofill, updates)
 
 
-def _open_offline(site: Path, pages: list[str]) -> list[dict]:
-    """Each page of `site` opened in headless Chromium that can reach nothing but the site: what CHECK_PAGE reports."""
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (`make test` installs it: apt-get install chromium)"
+def _open_offline(chromium: str, site: Path, pages: list[str]) -> list[dict]:
+    """Each page of `site` opened in headless `chromium` that can reach nothing but the site: what CHECK_PAGE reports."""
     (site / "check.html").write_text(CHECK_PAGE.replace("PAGES", json.dumps(pages)))
     missing = []
 
@@ -160,8 +157,8 @@ def _open_offline(site: Path, pages: list[str]) -> list[dict]:
     return reports
 
 
-def test_every_chapter_page_is_complete_offline(site):
-    reports = _open_offline(site, [f"{chapter}.html" for chapter in _chapters()])
+def test_every_chapter_page_is_complete_offline(chromium, site):
+    reports = _open_offline(chromium, site, [f"{chapter}.html" for chapter in _chapters()])
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     repository = config["repository"]["url"].removeprefix("https://github.com/")
     colab = f"{config['launch_buttons']['colab_url']}/github/{repository}/blob/{config['repository']['branch']}"
@@ -172,7 +169,7 @@ def test_every_chapter_page_is_complete_offline(site):
     assert sum(r["equations"] for r in reports) >= 1 and sum(r["widgets"] for r in reports) >= 1
 
 
-def test_a_progress_bar_saved_as_a_widget_reads_as_finished(tmp_path):
+def test_a_progress_bar_saved_as_a_widget_reads_as_finished(chromium, tmp_path):
     """A notebook's tqdm.auto bar (what p2p's progress bars are) reads 600/600 on the site, as it finished."""
     source = tmp_path / "book"
     source.mkdir()
@@ -186,5 +183,5 @@ def test_a_progress_bar_saved_as_a_widget_reads_as_finished(tmp_path):
     assert "0/600" in output.data["text/plain"]  # the text saved beside the widget is the bar as first drawn
     nbformat.write(notebook, source / "progress.ipynb")
     (source / "_toc.yml").write_text("format: jb-book\nroot: progress\n")
-    (report,) = _open_offline(_build(source, tmp_path), ["progress.html"])
+    (report,) = _open_offline(chromium, _build(source, tmp_path), ["progress.html"])
     assert report["widgets"] == 1 and report["counts"] == [["600", "600"]], report

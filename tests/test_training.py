@@ -8,7 +8,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from p2p import presets, runs, training
+from p2p import runs, training
+from p2p.config import get_preset
+from p2p.lab import bookruns
 
 
 def test_resuming_is_announced_and_fewer_steps_are_refused(facades_root, tmp_path, capsys):
@@ -42,7 +44,7 @@ def test_compact_weights_round_trip(tmp_path):
     from p2p.models import Generator
 
     generator = Generator(32, 8)
-    runs.save_weights_to(generator, tmp_path / "g.npz")
+    bookruns.save_weights_to(generator, tmp_path / "g.npz")
     again = Generator(32, 8)
     runs.set_weights_from(again, tmp_path / "g.npz")
     for a, b in zip(generator.get_weights(), again.get_weights()):
@@ -56,8 +58,11 @@ def test_compact_weights_round_trip(tmp_path):
     ({"steps": -5}, "steps must be"),
     ({"log_every": 0}, "log_every must be"),
     ({"checkpoint_every": 0}, "checkpoint_every must be"),
-    ({"l1_wieght": 10.0}, "unknown model option.s. l1_wieght; the model options are skips, l1_weight"),
-    ({"gan_update": "alternating"}, "choose one of sequential, simultaneous"),
+    ({"l1_wieght": 10.0}, r"unknown setting\(s\) l1_wieght; the settings are batch_size, conditional"),
+    ({"gan_update": "alternating"}, "unknown gan_update 'alternating'; choose one of sequential, simultaneous"),
+    ({"lr_decay": 1.5}, "lr_decay must be a share of the steps, from 0 up to 1, not 1.5"),
+    ({"gan_weight": 0.0}, "gan_weight=0.0: a variant of the paper that p2p.Pix2Pix does not train; build it with "
+                          "p2p.lab.variants.build_model"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(facades_root, tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
@@ -113,23 +118,50 @@ def test_the_same_data_by_another_path_resumes_and_other_data_is_refused(facades
 
 @pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_the_paper_preset_decays_the_learning_rate_over_the_second_half_of_the_run(facades_root, tmp_path):
-    preset = dataclasses.replace(presets.get("tiny"), lr_decay=0.5)  # the paper preset's schedule, at the tiny size
+    preset = dataclasses.replace(get_preset("tiny"), lr_decay=0.5)  # the paper preset's schedule, at the tiny size
     model = training.train(facades_root, tmp_path / "run", preset, steps=4, log_every=2, progress=False)
     for optimizer in (model.gen_optimizer, model.disc_optimizer):
         assert float(optimizer.learning_rate) == 0.0  # after its last step: decayed to zero
-    constant = training.train(facades_root, tmp_path / "constant", presets.get("tiny"), steps=4, log_every=2, progress=False)
+    constant = training.train(facades_root, tmp_path / "constant", get_preset("tiny"), steps=4, log_every=2, progress=False)
     assert float(constant.gen_optimizer.learning_rate) == pytest.approx(2e-4)
-    assert presets.get("paper").lr_decay == 0.5 and presets.get("cpu").lr_decay == 0.0
-    with pytest.raises(ValueError, match="lr_decay"):
-        training.train(facades_root, tmp_path / "bad", "tiny", steps=4, lr_decay=1.5)
+    assert get_preset("paper").lr_decay == 0.5 and get_preset("cpu").lr_decay == 0.0
+
+
+def test_settings_are_compared_by_value_and_logging_never_blocks_a_resume_or_an_extension(facades_root, tmp_path):
+    run = tmp_path / "run"
+    training.train(facades_root, run, "tiny", steps=2, progress=False)  # no log_every: one row at step 2
+    written = json.loads((run / "config.json").read_text())
+    assert written["l1_weight"] == 100.0 and written["steps"] == 2 and written["precision"] == "float32"  # values, filled in
+    # the defaults written out are the same run; other intervals and more steps extend it
+    model = training.train(facades_root, run, "tiny", steps=4, l1_weight=100.0, lr_decay=0.0, log_every=1,
+                           checkpoint_every=1, progress=False)
+    assert int(model.gen_optimizer.iterations.numpy()) == 4
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2, 3, 4]
+    with pytest.raises(ValueError, match=r"other settings \(l1_weight differ\)"):
+        training.train(facades_root, run, "tiny", steps=6, l1_weight=10.0, progress=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"image_size": 32, "colour": "red"}', r"unknown setting\(s\) colour; written by a newer p2p"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"image_size": 32,', "Expecting"),
+])
+def test_a_config_json_that_cannot_be_read_is_named(facades_root, tmp_path, content, message):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(content)
+    with pytest.raises(ValueError, match=rf"run/config.json: not a p2p run's config \(.*{message}"):
+        training.train(facades_root, tmp_path / "run", "tiny", steps=2, progress=False)
 
 
 @pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
-def test_a_run_from_before_a_preset_field_existed_resumes(facades_root, tmp_path):
+def test_a_run_folder_of_the_earlier_config_layout_resumes(facades_root, tmp_path):
     training.train(facades_root, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
     config_path = tmp_path / "run" / "config.json"
-    config = json.loads(config_path.read_text())
-    del config["preset"]["lr_decay"]  # as written before the field was added: its default applied
-    config_path.write_text(json.dumps(config))
+    new = json.loads(config_path.read_text())
+    old = {  # as p2p wrote it before Config: the preset (without lr_decay, from before that field), then the model options
+        "preset": {"name": "tiny", "image_size": 32, "ngf": 8, "ndf": 8, "n_layers": 1, "batch_size": 1, "epochs": 1,
+                   "jit_compile": False, "description": "For tests"},
+        "direction": "BtoA", "data": new["data"], "seed": 0, "steps": 2, "log_every": 2, "model": {}, "precision": "float32"}
+    config_path.write_text(json.dumps(old))
     model = training.train(facades_root, tmp_path / "run", "tiny", steps=4, log_every=2, progress=False)
     assert int(model.gen_optimizer.iterations.numpy()) == 4

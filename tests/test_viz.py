@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import numpy as np
 from PIL import Image
 
-from p2p import Generator, viz
+from p2p import Generator
+from p2p.lab import viz
 
 
 def _children(widget):

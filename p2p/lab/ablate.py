@@ -2,7 +2,7 @@
 
     python -m p2p ablate --out DIR [--preset cpu] [--steps N] [--seeds 0 1]
 
-Every variant is trained with `p2p.training.train` for each seed, then scored on the test split
+Every variant is trained by the experiment runner (`p2p.lab.experiments`) for each seed, then scored on the test split
 with the FCN-score and L1 / PSNR / SSIM. results.json is rewritten after every finished run,
 with its provenance, so an interrupted ablation resumes where it stopped (an unfinished training
 run resumes from its checkpoint). Explained in the chapter "Reproducing the paper".
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
-from p2p import data, evaluate, facades, presets, records, runs, training
+from p2p import data, files, runs
+from p2p.config import Config, get_preset, resolve
+from p2p.lab import evaluate, facades
+from p2p.lab.experiments import Experiment, Job
 from p2p.models import Discriminator, receptive_field
 
 #: The paper's FCN-scores on Cityscapes (per-pixel acc, per-class acc, class IoU); None where not reported.
@@ -49,8 +50,8 @@ def patch_depths(image_size: int) -> dict[str, int]:
             for name, paper in PAPER_FIELDS.items()}
 
 
-def variants(preset: presets.Preset) -> dict[str, dict]:
-    """Every model the three tables need, by name, with its `build_model` options (shared rows trained once)."""
+def variants(preset: Config) -> dict[str, dict]:
+    """Every model the three tables need, by name, with its settings (shared rows trained once)."""
     depths = patch_depths(preset.image_size)
     runs = {
         "L1": {"gan_weight": 0.0},
@@ -67,7 +68,7 @@ def variants(preset: presets.Preset) -> dict[str, dict]:
     return runs
 
 
-def table_rows(preset: presets.Preset) -> dict[str, dict[str, str]]:
+def table_rows(preset: Config) -> dict[str, dict[str, str]]:
     """Each table's rows: its row name -> the variant that fills it."""
     return {
         "loss": {name: name for name in ("L1", "GAN", "cGAN", "L1+GAN", "L1+cGAN")},
@@ -93,30 +94,17 @@ def summarize(runs: list[dict]) -> dict[str, dict[str, float]]:
             for key in SCORES}
 
 
-def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | None = None, seeds=(0, 1),
+def run_ablations(out, preset: Config | str = "cpu", *, steps: int | None = None, seeds=(0, 1),
                   segmenter_steps: int = 1000, progress: bool = True) -> dict:
     """Train and score every variant for every seed into `out`; returns the results (chapter "Reproducing the paper")."""
-    preset = presets.get(preset) if isinstance(preset, str) else preset
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    config = {"preset": preset.name, "image_size": preset.image_size, "steps": steps or preset.steps(),
-              "segmenter_steps": segmenter_steps, "patch_depths": patch_depths(preset.image_size)}
-    if _settings(results.get("config", config)) != config:  # more seeds may be added to a folder, nothing else
-        raise ValueError(f"{results_path}: made with other settings {results['config']}; use another --out")
-    results["config"] = {**config, "seeds": results.get("config", {}).get("seeds", [])}
-    results.setdefault("runs", {})
-    results.setdefault("wall_seconds", 0.0)
-    results["provenance"] = records.provenance()
-    clock = time.monotonic()
-
-    def checkpoint_results():
-        nonlocal clock
-        now = time.monotonic()
-        results["wall_seconds"] += now - clock
-        clock = now
-        records.write_json(results_path, results)
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    steps = steps or preset.total_steps()
+    settings = {"preset": preset.preset, "image_size": preset.image_size, "steps": steps,
+                "segmenter_steps": segmenter_steps, "patch_depths": patch_depths(preset.image_size), "seeds": []}
+    command = f"python -m p2p ablate --out {out} --preset {preset.preset}" + (f" --steps {steps}" if steps else "") \
+        + " --seeds " + " ".join(map(str, seeds))
+    experiment = Experiment(out, settings, command=command, growing=("seeds",))  # more seeds may be added, nothing else
+    out, results = experiment.out, experiment.results
 
     data_dir = facades.make_facades(out / "data", size=preset.image_size, progress=progress)
     test_inputs, test_targets = data.example_batch(data_dir / "test", facades.SPLITS["test"], image_size=preset.image_size)
@@ -128,27 +116,24 @@ def run_ablations(out, preset: presets.Preset | str = "cpu", *, steps: int | Non
         segmenter = evaluate.train_segmenter(data_dir, preset.image_size, steps=segmenter_steps, verbose=int(progress))
         segmenter.save_weights(segmenter_path)
     results["ground truth"] = evaluate.fcn_scores(segmenter, test_targets, test_inputs)  # the segmenter's own accuracy
-    checkpoint_results()
+    experiment.save()
+
+    def measure(job, model):
+        name, seed = job.key.split(" / seed ")
+        keras.utils.set_random_seed(job.config.seed)
+        outputs = model.translate(test_inputs)
+        if job.config.seed == seeds[0]:
+            runs.save_sample(model, (test_inputs[:4], test_targets[:4]), out / "samples" / f"{name}.png")
+        return {"variant": name, "seed": job.config.seed, "options": variants(preset)[name],
+                **evaluate.fcn_scores(segmenter, outputs, test_inputs), **evaluate.image_metrics(outputs, test_targets)}
 
     # Seed by seed, so that an ablation cut short has every variant for its first seeds.
-    jobs = [(name, options, seed) for seed in seeds for name, options in variants(preset).items()]
-    for name, options, seed in tqdm(jobs, desc="ablations", unit="run", disable=not progress):
-        key = f"{name} / seed {seed}"
-        if key in results["runs"]:
-            continue
-        model = training.train(data_dir, out / "runs" / f"{name.replace(' ', '_')}-seed{seed}", preset,
-                               steps=config["steps"], seed=seed, progress=progress, **options)
-        keras.utils.set_random_seed(seed)
-        outputs = model.translate(test_inputs)
-        results["runs"][key] = {"variant": name, "seed": seed, "options": options,
-                                **evaluate.fcn_scores(segmenter, outputs, test_inputs),
-                                **evaluate.image_metrics(outputs, test_targets)}
-        if seed == seeds[0]:
-            runs.save_sample(model, (test_inputs[:4], test_targets[:4]), out / "samples" / f"{name}.png")
-        checkpoint_results()
-
+    jobs = [Job(f"{name} / seed {seed}", f"{name.replace(' ', '_')}-seed{seed}",
+                resolve(preset, steps=steps, seed=seed, **options), data_dir)
+            for seed in seeds for name, options in variants(preset).items()]
+    experiment.run(jobs, measure, desc="ablations", progress=progress)
     _summarize_runs(results, preset)
-    checkpoint_results()
+    experiment.save()
     return results
 
 
@@ -157,7 +142,7 @@ def _settings(config: dict) -> dict:
     return {key: value for key, value in config.items() if key != "seeds"}
 
 
-def _summarize_runs(results: dict, preset: presets.Preset) -> None:
+def _summarize_runs(results: dict, preset: Config) -> None:
     """Fill in the seeds, the per-variant summaries and the tables of `results` from its runs."""
     results["config"]["seeds"] = sorted({r["seed"] for r in results["runs"].values()})
     results["variants"] = {name: summarize(found) for name in variants(preset)
@@ -188,8 +173,8 @@ def merge_results(out, *others) -> dict:
         results["wall_seconds"] += theirs["wall_seconds"]
         results.setdefault("merged", []).append({"folder": other.name, "seeds": theirs["config"]["seeds"],
                                                   "wall_seconds": theirs["wall_seconds"], **theirs["provenance"]})
-    _summarize_runs(results, presets.get(results["config"]["preset"]))
-    records.write_json(out / "results.json", results)
+    _summarize_runs(results, get_preset(results["config"]["preset"]))
+    files.write_json(out / "results.json", results)
     return results
 
 

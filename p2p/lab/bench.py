@@ -1,37 +1,43 @@
 """Benchmark: p2p's train step against the TensorFlow tutorial's, lever by lever, on this machine.
 
-    python -m p2p.bench [--configs paper cpu] [--repeats 3] [--seconds 4] [--json bench.json]
-    python -m p2p.bench --profile 20 --variants "tutorial step" p2p    # where a step's time goes
+    python -m p2p bench [--configs paper cpu] [--repeats 3] [--seconds 4] [--json bench.json]
+    python -m p2p bench --profile 20 --variants "tutorial step" p2p    # where a step's time goes
 
 For each configuration (a preset: "paper" is 256 px with ngf = ndf = 64, "cpu" is the laptop
 preset) it trains the same models, on procedural facades, in several ways, each warmed up
 (tracing, compilation, filling the shuffle buffer) and then timed in interleaved repeats
-(this machine's speed drifts, so every variant sees the same drift):
+(this machine's speed drifts, so every variant sees the same drift). All compute in float32,
+the paper's arithmetic, but the last:
 
-- tutorial step (the baseline): the TensorFlow tutorial's step (`p2p.reference.tutorial_step`),
+- tutorial step (the baseline): the TensorFlow tutorial's step (`p2p.lab.reference.tutorial_step`),
   Keras' Adam, no XLA, the tutorial's uncached input pipeline;
-- paper step, plain: the paper's step in PyTorch's order (`p2p.reference.paper_step`), the
-  same plain way; then with one lever each: the cached pipeline, the fused Adam, XLA;
-- p2p: `Pix2Pix.train_step` in a `tf.function`, as `fit` runs it, with p2p's defaults (cached
-  pipeline, fused Adam, XLA only with a GPU or TPU), in each update order, and with XLA forced on;
-  and with layers computing in bfloat16 (`precision="mixed_bfloat16"`; fast on CPUs with
-  bfloat16 instructions, but no longer the paper's float32 arithmetic);
+- paper step, plain: the paper's step in PyTorch's order (`p2p.lab.reference.paper_step`), the
+  same plain way; then with one lever each: the cached pipeline, the fused Adam
+  (`p2p.lab.fused_adam.FusedAdam`), XLA;
+- p2p: `Pix2Pix.train_step` in a `tf.function`, as `fit` runs it, with p2p's defaults: the cached
+  pipeline, Keras' own Adam (`p2p.optimizers.paper_optimizer`), XLA only with a GPU or TPU;
+- p2p + fused Adam: the same model with FusedAdam for both optimizers. p2p's default was
+  FusedAdam until it became Keras' Adam; this row against "p2p" is what that costs;
+- p2p, simultaneous update (`gan_update="simultaneous"`, `p2p.lab.variants`), p2p + XLA (forced
+  on), and p2p's simultaneous update with layers computing in bfloat16
+  (`precision="mixed_bfloat16"`; fast on CPUs with bfloat16 instructions, but no longer the
+  paper's float32 arithmetic);
 - p2p in child processes with other thread-pool sizes (`--threads`, set before TensorFlow
   starts); their rates are compared with the parent's tutorial step.
 
 It also measures inference (the generator, as at test time) and the input pipeline in images
 per second, counts the convolution FLOPs of each kind of step from its graph, and measures this
 machine's matmul GFLOP/s as the yardstick. The steps it compares against live in
-`p2p.reference`. Explained in the chapter "Scaling up".
+`p2p.lab.reference`. Explained in the chapter "Scaling up".
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import pathlib
+import shlex
 import statistics
 import subprocess
 import sys
@@ -42,16 +48,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from p2p import data, devices, presets, records, reference, training
-from p2p.facades import make_facades
+from p2p import data, devices, files
+from p2p.config import PRESETS, Config, get_preset, resolve
 from p2p.inference import translate
-from p2p.optimizers import keras_adam
+from p2p.lab import records, reference, threads
+from p2p.lab.facades import make_facades
+from p2p.lab.fused_adam import FusedAdam
+from p2p.lab.variants import build_model
+from p2p.optimizers import PAPER_ADAM
 
 TUTORIAL, PAPER = "tutorial step", "paper step, plain"
 CACHED, FUSED, XLA = LEVERS = ("+ cached pipeline", "+ fused Adam", "+ XLA")
-P2P, P2P_SIMULTANEOUS, P2P_XLA = "p2p", "p2p, simultaneous update", "p2p + XLA"
+P2P, P2P_FUSED = "p2p", "p2p + fused Adam"  # p2p's default (Keras' Adam), and the same with FusedAdam
+P2P_SIMULTANEOUS, P2P_XLA = "p2p, simultaneous update", "p2p + XLA"
 P2P_BFLOAT16 = "p2p, simultaneous, mixed bfloat16"  # not the paper's arithmetic: a lever, not a faithful setting
-VARIANTS = (TUTORIAL, PAPER, *LEVERS, P2P, P2P_SIMULTANEOUS, P2P_XLA, P2P_BFLOAT16)
+P2P_VARIANTS = (P2P, P2P_FUSED, P2P_SIMULTANEOUS, P2P_XLA, P2P_BFLOAT16)  # Pix2Pix.train_step, as `fit` runs it
+VARIANTS = (TUTORIAL, PAPER, *LEVERS, *P2P_VARIANTS)
 ONE_D_PASS_FEWER = (TUTORIAL, P2P_SIMULTANEOUS, P2P_BFLOAT16)  # G's loss reuses D's verdict: the tutorial's FLOPs
 THREADS = ((1, 2), (2, 1))  # (inter-op, intra-op) pool sizes tried in child processes; 0 is TensorFlow's default
 
@@ -104,40 +116,47 @@ def matmul_gflops(size: int = 2048, repeats: int = 3) -> float:
     return statistics.median(rates)
 
 
-def _dataset(preset, folder, *, cache: bool):
+def _dataset(config: Config, folder, *, cache: bool):
     """The training pipeline of the benchmark, cached (p2p) or decoding every file every time (the tutorial)."""
     return data.paired_dataset(
-        data.split_folder(folder, "train"), image_size=preset.image_size,
-        batch_size=preset.batch_size, seed=0, cache=cache,
+        data.split_folder(folder, "train"), image_size=config.image_size,
+        batch_size=config.batch_size, seed=0, cache=cache,
     ).repeat()
 
 
-def _model(preset, *, fused: bool, jit_compile, gan_update: str = "sequential", precision: str = "float32"):
-    """The preset's Pix2Pix from seed 0, with the fused Adam (p2p) or Keras' own Adam (the reference steps)."""
+def _model(config: Config, *, fused: bool = False, jit_compile: bool | str = False, gan_update: str = "sequential",
+           precision: str = "float32"):
+    """The config's model from seed 0 (`p2p.lab.variants.build_model`), with `gan_update` and `precision`.
+
+    Both optimizers are p2p's default, Keras' Adam with the paper's settings, or with `fused`
+    FusedAdam with the same settings. The learning rate is constant: the config sets no `steps`
+    for a decay to span.
+    """
     keras.utils.set_random_seed(0)
-    model = training.build_model(dataclasses.replace(preset, jit_compile=jit_compile), gan_update=gan_update,
-                                 precision=precision)
-    if not fused:
-        model.compile(gen_optimizer=keras_adam(), disc_optimizer=keras_adam(), jit_compile=model.jit_compile)
+    model = build_model(resolve(config, gan_update=gan_update, precision=precision), jit_compile=jit_compile)
+    if fused:
+        model.compile(gen_optimizer=FusedAdam(**PAPER_ADAM), disc_optimizer=FusedAdam(**PAPER_ADAM),
+                      jit_compile=model.jit_compile)
     return model
 
 
-def _runner(name, preset, folder):
+def _runner(name, config: Config, folder):
     """A function run(steps) that trains `steps` steps the way the variant `name` does, and waits for them."""
-    if name in (P2P, P2P_SIMULTANEOUS, P2P_XLA, P2P_BFLOAT16):
-        gan_update = "simultaneous" if name in (P2P_SIMULTANEOUS, P2P_BFLOAT16) else "sequential"
-        model = _model(preset, fused=True, jit_compile=True if name == P2P_XLA else preset.jit_compile,
-                       gan_update=gan_update, precision="mixed_bfloat16" if name == P2P_BFLOAT16 else "float32")
+    if name in P2P_VARIANTS:
+        simultaneous = name in (P2P_SIMULTANEOUS, P2P_BFLOAT16)
+        model = _model(config, fused=name == P2P_FUSED, jit_compile=True if name == P2P_XLA else "auto",
+                       gan_update="simultaneous" if simultaneous else "sequential",
+                       precision="mixed_bfloat16" if name == P2P_BFLOAT16 else "float32")
         train_step = tf.function(model.train_step, jit_compile=model.jit_compile)  # what `fit` runs each step
-        iterator = iter(_dataset(preset, folder, cache=True))
+        iterator = iter(_dataset(config, folder, cache=True))
 
         def step():
             return train_step(next(iterator))
     else:
-        model = _model(preset, fused=name == FUSED, jit_compile=False)
+        model = _model(config, fused=name == FUSED, jit_compile=False)
         make_step = reference.tutorial_step if name == TUTORIAL else reference.paper_step
         train_step = make_step(model, jit_compile=name == XLA)
-        iterator = iter(_dataset(preset, folder, cache=name == CACHED))
+        iterator = iter(_dataset(config, folder, cache=name == CACHED))
 
         def step():
             return train_step(*next(iterator))
@@ -150,17 +169,20 @@ def _runner(name, preset, folder):
     return run
 
 
-def training_difference(preset, folder, steps: int = 5, gan_update: str = "sequential") -> dict[str, float]:
-    """How far p2p's training with `gan_update` ends from its reference step's (`p2p.reference`), on the same batches."""
-    p2p_model = _model(preset, fused=True, jit_compile=False, gan_update=gan_update)
-    reference_model = _model(preset, fused=False, jit_compile=False)
-    return reference.training_difference(p2p_model, reference_model, _dataset(preset, folder, cache=True), steps)
+def training_difference(config: Config, folder, steps: int = 5, gan_update: str = "sequential") -> dict[str, float]:
+    """How far p2p's training with `gan_update` ends from its reference step's (`p2p.lab.reference`), on the same batches.
+
+    Both models are `config`'s, in float32 and without XLA, with p2p's default optimizer (Keras' Adam).
+    """
+    p2p_model = _model(config, gan_update=gan_update)
+    reference_model = _model(config)
+    return reference.training_difference(p2p_model, reference_model, _dataset(config, folder, cache=True), steps)
 
 
 CONVOLUTIONS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "FusedConv2D", "Conv2DBackpropFilterWithBias")
 
 
-def profile_step(preset, folder, variant: str, steps: int) -> dict:
+def profile_step(config: Config, folder, variant: str, steps: int) -> dict:
     """Where a train step's time goes, from a TensorFlow profiler trace of `steps` steps (chapter "Scaling up").
 
     Returns the wall time per step, the time the inter-op threads were busy running the step's
@@ -169,7 +191,7 @@ def profile_step(preset, folder, variant: str, steps: int) -> dict:
     """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # TensorFlow's own trace format
 
-    run = _runner(variant, preset, folder)
+    run = _runner(variant, config, folder)
     run(3)  # warm-up
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
@@ -200,7 +222,8 @@ def profile_step(preset, folder, variant: str, steps: int) -> dict:
 def format_profile(profile: dict, variant: str) -> str:
     """One profiled step in a line: wall time, shares of convolutions and of the fused Adam kernel, the costliest operations.
 
-    Keras' own Adam (the tutorial's) is a dozen element-wise operations, counted in "the rest".
+    Keras' own Adam (p2p's default, and the tutorial's) is a dozen element-wise operations, counted in
+    "the rest"; the fused share is FusedAdam's kernel (the variants "+ fused Adam" and "p2p + fused Adam").
     """
     ops = profile["ops_ms"]
     total = sum(ops.values())
@@ -229,10 +252,10 @@ def time_interleaved(runs: dict, repeats: int, seconds: float) -> dict[str, list
     return rates
 
 
-def inference_rate(preset, folder, repeats: int, seconds: float) -> list[float]:
+def inference_rate(config: Config, folder, repeats: int, seconds: float) -> list[float]:
     """Images per second of `p2p.inference.translate` (one image, dropout on, its own BatchNorm statistics), for each repeat."""
-    generator = _model(preset, fused=True, jit_compile=preset.jit_compile).generator
-    inputs, _ = data.example_batch(data.split_folder(folder, "test"), 1, image_size=preset.image_size)
+    generator = _model(config, jit_compile="auto").generator
+    inputs, _ = data.example_batch(data.split_folder(folder, "test"), 1, image_size=config.image_size)
 
     def run(images):
         for _ in range(images):
@@ -242,32 +265,32 @@ def inference_rate(preset, folder, repeats: int, seconds: float) -> list[float]:
     return time_interleaved({"inference": run}, repeats, seconds)["inference"]
 
 
-def pipeline_rates(preset, folder, repeats: int, seconds: float) -> dict[str, list[float]]:
+def pipeline_rates(config: Config, folder, repeats: int, seconds: float) -> dict[str, list[float]]:
     """Images per second that the input pipeline delivers alone, cached (p2p) and uncached (the tutorial's)."""
-    iterators = {kind: iter(_dataset(preset, folder, cache=kind == "cached")) for kind in ("cached", "uncached")}
+    iterators = {kind: iter(_dataset(config, folder, cache=kind == "cached")) for kind in ("cached", "uncached")}
     runs = {kind: (lambda n, it=it: [next(it) for _ in range(n)]) for kind, it in iterators.items()}
-    return {kind: [r * preset.batch_size for r in rates] for kind, rates in time_interleaved(runs, repeats, seconds).items()}
+    return {kind: [r * config.batch_size for r in rates] for kind, rates in time_interleaved(runs, repeats, seconds).items()}
 
 
 def bench_config(name, folder, variants, repeats, seconds, extras=True) -> dict:
     """All measurements of one preset: train rates of the variants, FLOPs, and (with extras) inference and pipeline rates."""
-    preset = presets.get(name)
-    rates = time_interleaved({v: _runner(v, preset, folder) for v in variants}, repeats, seconds)
+    config = get_preset(name)
+    rates = time_interleaved({v: _runner(v, config, folder) for v in variants}, repeats, seconds)
     result = {
-        "image_size": preset.image_size, "ngf": preset.ngf, "ndf": preset.ndf, "n_layers": preset.n_layers,
-        "batch_size": preset.batch_size,
+        "image_size": config.image_size, "ngf": config.ngf, "ndf": config.ndf, "n_layers": config.n_layers,
+        "batch_size": config.batch_size,
         "train_steps_per_second": {v: {"median": statistics.median(r), "repeats": r} for v, r in rates.items()},
     }
     if extras:
-        model = _model(preset, fused=False, jit_compile=False)
-        inputs, targets = next(iter(_dataset(preset, folder, cache=True)))
+        model = _model(config)
+        inputs, targets = next(iter(_dataset(config, folder, cache=True)))
         result["conv_flops_per_step"] = {
             "paper": conv_flops(reference.paper_step(model), inputs, targets),
             "tutorial": conv_flops(reference.tutorial_step(model), inputs, targets),
         }
-        result["inference_images_per_second"] = statistics.median(inference_rate(preset, folder, repeats, seconds))
+        result["inference_images_per_second"] = statistics.median(inference_rate(config, folder, repeats, seconds))
         result["pipeline_images_per_second"] = {
-            kind: statistics.median(r) for kind, r in pipeline_rates(preset, folder, repeats, seconds).items()
+            kind: statistics.median(r) for kind, r in pipeline_rates(config, folder, repeats, seconds).items()
         }
     return result
 
@@ -281,7 +304,7 @@ def bench_threads(name, folder, repeats, seconds) -> dict[str, dict]:
     for inter, intra in THREADS:
         with tempfile.NamedTemporaryFile(suffix=".json") as report:
             subprocess.run(
-                [sys.executable, "-m", "p2p.bench", "--configs", name, "--variants", P2P, P2P_SIMULTANEOUS,
+                [sys.executable, "-m", "p2p", "bench", "--configs", name, "--variants", P2P, P2P_SIMULTANEOUS,
                  "--no-extras", "--threads", str(inter), str(intra), "--data", str(folder), "--repeats", str(repeats),
                  "--seconds", str(seconds), "--json", report.name, "--quiet"],
                 check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
@@ -338,6 +361,11 @@ def format_table(results: dict) -> str:
             chosen = f"inter-op {inter}, intra-op {intra}" if inter or intra else "TensorFlow's default"
             lines.append(f"{name:7} fastest thread pools for p2p: {chosen} (now the default of `p2p train` here)")
     for name, config in results["configs"].items():
+        rates = config["train_steps_per_second"]
+        if P2P in rates and P2P_FUSED in rates:
+            lines.append(f"{name:7} p2p's default, Keras' Adam: {rates[P2P]['median'] / rates[P2P_FUSED]['median']:.2f}x "
+                         f"the steps/s of the same step with FusedAdam ({P2P_FUSED!r})")
+    for name, config in results["configs"].items():
         if "pipeline_images_per_second" not in config:
             continue
         pipeline = config["pipeline_images_per_second"]
@@ -354,8 +382,8 @@ def format_table(results: dict) -> str:
 
 def main(argv=None) -> int:
     """Run the benchmark, print its table and optionally write the results as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m p2p.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=["paper", "cpu"], choices=list(presets.PRESETS))
+    parser = argparse.ArgumentParser(prog="python -m p2p bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["paper", "cpu"], choices=list(PRESETS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per variant (interleaved)")
     parser.add_argument("--seconds", type=float, default=4.0, help="about how long each timed round lasts")
@@ -372,10 +400,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print nothing (for child processes)")
     args = parser.parse_args(argv)
     if args.threads:
-        devices.set_thread_pools(*args.threads)
+        threads.set_thread_pools(*args.threads)
 
     results = records.provenance(
-        command="python -m p2p.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command=shlex.join(["python", "-m", "p2p", "bench", *(argv if argv is not None else sys.argv[1:])]),
         accelerator=devices.accelerator() or "CPU",
         threads=args.threads or "default",
         matmul_gflops=matmul_gflops(repeats=args.repeats) if args.extras and not args.profile else None,
@@ -384,20 +412,20 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.configs:
             folder = args.data or make_facades(
-                os.path.join(scratch, name), size=presets.get(name).image_size, progress=False
+                os.path.join(scratch, name), size=get_preset(name).image_size, progress=False
             )
             if args.profile:
-                results["configs"][name] = {v: profile_step(presets.get(name), folder, v, args.profile) for v in args.variants}
+                results["configs"][name] = {v: profile_step(get_preset(name), folder, v, args.profile) for v in args.variants}
                 continue
             config = bench_config(name, folder, args.variants, args.repeats, args.seconds, args.extras)
             if args.child_threads and not args.threads:
                 config["threads"] = bench_threads(name, folder, args.repeats, args.seconds)
-                devices.record_thread_pools(name, fastest_thread_pools(config))  # the default of `p2p train` here
+                threads.record_thread_pools(name, fastest_thread_pools(config))  # the default of `p2p train` here
             results["configs"][name] = config
             if not args.quiet:
                 print(f"{name}: done", file=sys.stderr, flush=True)
     if args.json:
-        records.write_json(args.json, results)
+        files.write_json(args.json, results)
     if args.quiet:
         return 0
     if args.profile:

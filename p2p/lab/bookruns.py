@@ -1,8 +1,8 @@
 """Book runs: the models behind the chapters' headline figures, trained once and shipped by name.
 
-    python -m p2p bookruns [NAME ...]            # train (or resume) them, then export them to p2p/trained/
+    python -m p2p bookruns [NAME ...]            # train (or resume) them, then export them to p2p/lab/trained/
 
-Each book run is a `p2p.training.train` run on the procedural facades with the `book` preset,
+Each book run is a `p2p.training.train` run (through `p2p.lab.experiments`) on the procedural facades with the `book` preset,
 trained in a resumable work folder. On the way it stops at a few step counts (`MILESTONES`) to
 measure its outputs on the whole test split (one image at a time, the paper's test protocol) and
 to save the same test examples, so the chapters can show what shorter runs give. When it
@@ -25,13 +25,18 @@ import dataclasses
 import json
 import math
 import shutil
-import sys
-import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from p2p import presets
+from p2p import config as configs
+from p2p import data, files, runs, training
+from p2p.config import Config, get_preset, resolve
+from p2p.inference import translate
+from p2p.lab import datasets, evaluate, facades, records, variants
+from p2p.lab.experiments import Experiment, Job
+from p2p.models import Discriminator
 
 #: Where the shipped book runs live: inside the package, so that `pip install` (Colab) brings them too.
 SHIPPED = Path(__file__).resolve().parent / "trained"
@@ -51,7 +56,7 @@ SAMPLES = 6
 
 @dataclasses.dataclass(frozen=True)
 class BookRun:
-    """One shipped model: a name, what it shows, its `build_model` options and whether its discriminator ships too."""
+    """One shipped model: a name, what it shows, the settings it changes and whether its discriminator ships too."""
 
     name: str
     description: str
@@ -79,7 +84,7 @@ def get(name: str) -> BookRun:
 
 
 def folder(name: str, root=None) -> Path:
-    """The shipped folder of book run `name` (under `root`, default p2p/trained)."""
+    """The shipped folder of book run `name` (under `root`, default p2p/lab/trained)."""
     return Path(root or SHIPPED) / get(name).name
 
 
@@ -88,8 +93,6 @@ def load(name: str, root=None, *, verbose: bool = True):
 
     Every figure made from a book run says which run it is: this line is it.
     """
-    from p2p import runs
-
     path = folder(name, root)
     generator, config = runs.load_generator(path)
     if verbose:
@@ -99,17 +102,12 @@ def load(name: str, root=None, *, verbose: bool = True):
 
 def load_discriminator(name: str, root=None):
     """The discriminator of book run `name`, when the run ships it (chapter "The PatchGAN discriminator")."""
-    from p2p import runs
-    from p2p.models import Discriminator
-
     path = folder(name, root)
     if not (path / "discriminator.npz").exists():
         raise FileNotFoundError(f"{path}: this book run ships no discriminator; the ones that do: "
                                 f"{', '.join(r.name for r in BOOK_RUNS.values() if r.keep_discriminator)}")
-    config = json.loads((path / "config.json").read_text())
-    preset, options = presets.Preset(**config["preset"]), config["model"]
-    discriminator = Discriminator(preset.image_size, preset.ndf, options.get("n_layers", preset.n_layers),
-                                  in_channels=6 if options.get("conditional", True) else 3)
+    config = configs.read(path)
+    discriminator = Discriminator(config.image_size, config.ndf, config.n_layers, in_channels=6 if config.conditional else 3)
     runs.set_weights_from(discriminator, path / "discriminator.npz")
     return discriminator
 
@@ -141,117 +139,90 @@ def samples(name: str, root=None) -> dict[str, np.ndarray]:
         return {key: saved[key] for key in saved.files}
 
 
-def train_book_run(name: str, work="book/runs", out=None, *, preset: presets.Preset | str = "book",
+def train_book_run(name: str, work="book/runs", out=None, *, preset: Config | str = "book",
                    steps: int | None = None, seed: int = 0, dataset: str = "procedural", progress: bool = True) -> Path:
     """Train (or resume) book run `name` in work/<name>-<preset>, measuring at each milestone, then export it to out/<name>.
 
-    `steps` defaults to the preset's epochs. Interrupted, the same call resumes from the last
-    checkpoint and keeps the milestones already measured; called again with more steps, it
-    extends a finished run. Returns the exported folder. A chapter's `retrain = True` calls this.
-    `dataset` is any `p2p.data.dataset` name: the procedural facades, a released dataset or a
-    folder, measured on its test split (or val) with its usual direction.
+    `steps` defaults to the preset's epochs. The milestones are jobs of the experiment runner
+    (`p2p.lab.experiments`) that train one run folder further: interrupted, the same call resumes
+    from the last checkpoint and keeps the milestones already measured; called again with more
+    steps, it extends a finished run. Returns the exported folder. A chapter's `retrain = True`
+    calls this. `dataset` is any `p2p.lab.datasets.dataset` name: the procedural facades, a
+    released dataset or a folder, measured on its test split (or val) with its usual direction.
     """
-    from p2p import data, evaluate, facades, records, training
-    from p2p.inference import translate
-
     run = get(name)
-    preset = presets.get(preset) if isinstance(preset, str) else preset
-    milestones_at = milestone_steps(steps or preset.steps())
+    preset = get_preset(preset) if isinstance(preset, str) else preset
     procedural = dataset == "procedural"
-    work_dir = Path(work) / (f"{run.name}-{preset.name}" + ("" if procedural else f"-{Path(dataset).name}"))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    data_dir, direction = data.dataset(dataset, image_size=preset.image_size, seed=seed, root=work)
-    test_inputs, test_targets = data.example_batch(data.evaluation_split(data_dir), facades.SPLITS["test"],
-                                                   image_size=preset.image_size, direction=direction)
-    state_path = work_dir / "bookrun.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"train_seconds": 0.0, "milestones": {}}
-    state["milestones"]["truth"] = evaluate.blur_measures(test_targets, test_targets)
+    work_dir = Path(work) / (f"{run.name}-{preset.preset}" + ("" if procedural else f"-{Path(dataset).name}"))
+    data_dir, direction = datasets.dataset(dataset, image_size=preset.image_size, seed=seed, root=work)
+    config = resolve(preset, seed=seed, direction=direction, **run.options)
+    config = resolve(config, steps=steps or config.total_steps(len(data.list_pairs(data.split_folder(data_dir, "train")))))
+    command = f"python -m p2p bookruns {run.name}" + ("" if preset.preset == "book" else f" --preset {preset.preset}") \
+        + (f" --steps {steps}" if steps else "") + (f" --seed {seed}" if seed else "") \
+        + ("" if procedural else f" --dataset {Path(dataset).name}")
+    settings = {"run": run.name, **{k: v for k, v in config.to_dict().items() if k != "steps"}}
+    experiment = Experiment(work_dir, settings, command=command)
+    results = experiment.results
+    test_inputs, test_targets = data.example_batch(datasets.evaluation_split(data_dir), facades.SPLITS["test"],
+                                                   image_size=config.image_size, direction=direction)
+    results["truth"] = evaluate.blur_measures(test_targets, test_targets)
     samples_path = work_dir / "samples.npz"
     outputs_at = {"inputs": data.to_uint8(test_inputs[:SAMPLES]).numpy(),
                   "targets": data.to_uint8(test_targets[:SAMPLES]).numpy()}
     if samples_path.exists():
         with np.load(samples_path) as saved:
             outputs_at.update({key: saved[key] for key in saved.files})
-    config_path = work_dir / "run" / "config.json"  # a run keeps its logging interval when it is extended
-    log_every = json.loads(config_path.read_text())["log_every"] if config_path.exists() else math.gcd(50, *milestones_at)
-    session_recorded = False
-    for step in milestones_at:
-        measured = [int(s) for s in state["milestones"] if s != "truth"]
-        if step in measured or step < max(measured, default=0):  # done, or passed before a run was extended
-            continue
-        if not session_recorded:  # which code trained which steps, when a run spans several sessions
-            state.setdefault("trained_at", []).append({"commit": records.commit_of_package(),
-                                                       "from_step": max(measured, default=0)})
-            session_recorded = True
-        clock = time.monotonic()
-        model = training.train(data_dir, work_dir / "run", preset, steps=step, seed=seed, log_every=log_every,
-                               checkpoint_every=1000, direction=direction, progress=progress, **run.options)
-        state["train_seconds"] += time.monotonic() - clock
+
+    def measure(job, model):
         outputs = translate(model.generator, test_inputs)
-        state["milestones"][str(step)] = evaluate.blur_measures(outputs, test_targets)
-        outputs_at[f"step_{step}"] = data.to_uint8(outputs[:SAMPLES]).numpy()
-        records.write_atomically(samples_path, lambda file: np.savez_compressed(file, **outputs_at))
-        records.write_json(state_path, state)
+        outputs_at[job.key] = data.to_uint8(outputs[:SAMPLES]).numpy()
+        files.write_atomically(samples_path, lambda file: np.savez_compressed(file, **outputs_at))
+        measures = evaluate.blur_measures(outputs, test_targets)
         if progress:
-            print(f"{name} at step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in state["milestones"][str(step)].items()),
-                  flush=True)
-    model = training.train(data_dir, work_dir / "run", preset, steps=milestones_at[-1], seed=seed, progress=False,
-                           log_every=log_every, checkpoint_every=1000, direction=direction, **run.options)
-    command = f"python -m p2p bookruns {run.name}" + ("" if preset.name == "book" else f" --preset {preset.name}") \
-        + (f" --steps {steps}" if steps else "") + (f" --seed {seed}" if seed else "") \
-        + ("" if procedural else f" --dataset {Path(dataset).name}")
+            print(f"{name} at {job.key}: " + ", ".join(f"{k} {v:.3f}" for k, v in measures.items()), flush=True)
+        return measures
+
+    measured = [int(key[5:]) for key in results["runs"]]
+    jobs = [Job(f"step_{step}", "run", config, data_dir, until=step) for step in milestone_steps(config.steps)
+            if step >= max(measured, default=0)]  # a milestone passed before a run was extended is not measured
+    if any(job.key not in results["runs"] for job in jobs):  # which code trained which steps, over several sessions
+        results.setdefault("trained_at", []).append({"commit": records.commit_of_package(),
+                                                     "from_step": max(measured, default=0)})
+    experiment.run(jobs, measure, desc=name, progress=progress, log_every=math.gcd(50, *milestone_steps(config.steps)))
+    model = training.train(data_dir, work_dir / "runs" / "run", config, progress=False, build=variants.build_model)
     data_name = "procedural facades" if procedural else Path(dataset).name  # never a path of the training machine
-    return export(run, model, work_dir, state, Path(out or SHIPPED) / run.name, command, data_name)
+    return export(run, model, work_dir, results, Path(out or SHIPPED) / run.name, data_name)
 
 
-def export(run: BookRun, model, work_dir: Path, state: dict, out: Path, command: str,
-           data_name: str = "procedural facades") -> Path:
+def export(run: BookRun, model, work_dir: Path, results: dict, out: Path, data_name: str = "procedural facades") -> Path:
     """Write the compact shipped folder of a finished book run (weights in float16) and return it."""
-    from p2p import records, runs
-
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    config = json.loads((work_dir / "run" / "config.json").read_text())
+    config = json.loads((work_dir / "runs" / "run" / "config.json").read_text())
     config["data"] = data_name  # where it was trained is a path of that machine
     (partial / "config.json").write_text(json.dumps(config, indent=2))
-    runs.save_weights_to(model.generator, partial / "generator.npz")
+    save_weights_to(model.generator, partial / "generator.npz")
     if run.keep_discriminator:
-        runs.save_weights_to(model.discriminator, partial / "discriminator.npz")
-    shutil.copy(work_dir / "run" / "metrics.csv", partial / "metrics.csv")
+        save_weights_to(model.discriminator, partial / "discriminator.npz")
+    shutil.copy(work_dir / "runs" / "run" / "metrics.csv", partial / "metrics.csv")
     shutil.copy(work_dir / "samples.npz", partial / "samples.npz")
-    (partial / "milestones.json").write_text(json.dumps(state["milestones"], indent=2))
+    milestones = {key[5:]: {k: v for k, v in value.items() if not k.startswith("train_")}
+                  for key, value in results["runs"].items()}
+    (partial / "milestones.json").write_text(json.dumps({**milestones, "truth": results["truth"]}, indent=2))
     provenance = records.provenance(
-        command=command,
+        command=results["provenance"]["command"],
         steps=int(model.gen_optimizer.iterations.numpy()),
-        train_seconds=round(state["train_seconds"], 1),
-        trained_at=state.get("trained_at", []),  # the commit of each training session and its first step
+        train_seconds=round(sum(value["train_wall_seconds"] for value in results["runs"].values()), 1),
+        trained_at=results.get("trained_at", []),  # the commit of each training session and its first step
     )  # its commit is the one of the package that exported the run
-    records.write_json(partial / "provenance.json", provenance)
+    files.write_json(partial / "provenance.json", provenance)
     shutil.rmtree(out, ignore_errors=True)
     partial.replace(out)
     return out
 
 
-def main(argv=None) -> int:
-    """`python -m p2p bookruns [NAME ...] [--work DIR] [--out DIR]`: train and export the book runs."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m p2p bookruns", description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", help=f"book runs to train (default all: {', '.join(BOOK_RUNS)})")
-    parser.add_argument("--work", default="book/runs", help="where the resumable training runs go")
-    parser.add_argument("--out", default=None, help="where the compact runs are exported (default p2p/trained)")
-    parser.add_argument("--preset", default="book", help="another preset, for a quick look (tiny, cpu) or a GPU (paper)")
-    parser.add_argument("--steps", type=int, help="train steps (default: the preset's epochs)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dataset", default="procedural", help="a released dataset (facades, maps, ...) or a folder")
-    args = parser.parse_args(argv)
-    for name in args.names or list(BOOK_RUNS):
-        path = train_book_run(name, args.work, args.out, preset=args.preset, steps=args.steps, seed=args.seed,
-                              dataset=args.dataset)
-        print(describe(name, path.parent), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def save_weights_to(model: keras.Model, path) -> None:
+    """Save every weight of a model (BatchNorm's moving statistics included) in float16, compressed, to one .npz."""
+    arrays = {f"{i:03d}": np.asarray(w, np.float16) for i, w in enumerate(model.get_weights())}
+    files.write_atomically(Path(path), lambda file: np.savez_compressed(file, **arrays))

@@ -12,7 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from p2p import data, facades, losses
+from p2p import data, losses
+from p2p.inference import moving_statistics_kept
+from p2p.lab import facades
 from p2p.models import Generator
 
 N_CLASSES = len(facades.CLASSES)
@@ -74,6 +76,63 @@ def blur_measures(outputs, targets) -> dict[str, float]:
     """The book's measures of blur: sharpness, colour spread, colourfulness, L1 (chapter "The conditional GAN objective")."""
     return {"sharpness": sharpness(outputs), "colour_spread": colour_spread(outputs), "colourfulness": colourfulness(outputs),
             "l1": float(losses.l1_loss(targets, outputs))}
+
+
+def checkerboard(images) -> float:
+    """Mean amplitude of the two-pixel checkerboard pattern in [-1, 1] images (chapter "Troubleshooting").
+
+    Over every 2x2 block and channel, |x[0, 0] - x[0, 1] - x[1, 0] + x[1, 1]| / 4: the amplitude a
+    for a pure checkerboard of +a and -a, zero for ramps and flat areas.
+    """
+    x = np.asarray(images, np.float32)
+    x = x[:, : x.shape[1] // 2 * 2, : x.shape[2] // 2 * 2]
+    return float(np.mean(np.abs(x[:, ::2, ::2] - x[:, ::2, 1::2] - x[:, 1::2, ::2] + x[:, 1::2, 1::2])) / 4)
+
+
+def flicker(frames, shift: int = 1) -> float:
+    """Mean change between consecutive frames panning `shift` pixels per frame, the motion undone (chapter "Troubleshooting")."""
+    frames = np.asarray(frames, np.float32)
+    return float(np.mean(np.abs(frames[1:, :, :frames.shape[2] - shift] - frames[:-1, :, shift:])))
+
+
+def pixel_spread(draws) -> float:
+    """Standard deviation of each pixel over several images of one scene, averaged over pixels (chapter "Troubleshooting")."""
+    return float(np.mean(np.std(np.asarray(draws, np.float32), axis=0)))
+
+
+def label_colour_share(images, tolerance: float = 0.15) -> float:
+    """Share of pixels within `tolerance` (per channel, [-1, 1] units) of a label colour (chapter "Troubleshooting")."""
+    colours = tf.constant(facades.COLORS, tf.float32) / 127.5 - 1.0
+    near = [tf.reduce_min(tf.reduce_max(tf.abs(tf.cast(image, tf.float32)[..., None, :] - colours), -1), -1) < tolerance
+            for image in images]  # one image at a time: (height, width, 12, 3) floats each
+    return float(tf.reduce_mean(tf.cast(tf.stack(near), tf.float32)))
+
+
+def in_batches(generator, inputs, batch_size: int):
+    """`generator(batch, training=True)` over consecutive batches: statistics pooled per batch (chapter "Troubleshooting").
+
+    The generator's BatchNorm moving averages are left as they were.
+    """
+    with moving_statistics_kept(generator):
+        return tf.concat([generator(inputs[i:i + batch_size], training=True) for i in range(0, len(inputs), batch_size)], 0)
+
+
+def measured_receptive_field(model: keras.Model, seed: int = 0) -> tuple[int, int]:
+    """Measure the receptive field with gradients (chapter "The PatchGAN discriminator").
+
+    Returns the (height, width) of the box of input pixels whose gradient for the centre output
+    unit is nonzero. The model runs in inference mode: in training mode BatchNorm's batch
+    statistics would connect every input pixel to every output.
+    """
+    size, channels = model.input_shape[1], model.input_shape[-1]
+    image = tf.random.stateless_uniform((1, size, size, channels), seed=[seed, 0], minval=-1, maxval=1)
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        outputs = model(image, training=False)
+        centre = outputs[0, outputs.shape[1] // 2, outputs.shape[2] // 2, 0]
+    seen = np.argwhere(np.abs(tape.gradient(centre, image)[0].numpy()).sum(-1) > 0)
+    height, width = seen.max(0) - seen.min(0) + 1
+    return int(height), int(width)
 
 
 def class_maps(label_images):

@@ -1,6 +1,6 @@
 """The generator for the browser: what the Play page's facade editor runs with TensorFlow.js.
 
-    python -m p2p export RUN OUT      # RUN: a run folder, or a book run's name (p2p.bookruns)
+    python -m p2p export RUN OUT      # RUN: a run folder, or a book run's name (p2p.lab.bookruns)
 
 writes two files into OUT:
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from p2p import facades
-from p2p.records import write_atomically
+from p2p.files import write_atomically
+from p2p.lab import facades
 
 #: The options the browser needs of each layer type the generator uses; any other layer is refused.
 OPTIONS = {
@@ -83,7 +83,8 @@ def export_generator(generator: keras.Model, out, source: str = "") -> Path:
 
 def export_run(run, out) -> Path:
     """Export the generator of a run folder, or of the book run of that name, for the editor (chapter "Play")."""
-    from p2p import bookruns, runs
+    from p2p import runs
+    from p2p.lab import bookruns
 
     if Path(run, "config.json").exists():
         generator, _ = runs.load_generator(run)

@@ -7,8 +7,10 @@
   D's step on the halved loss, then G's step against the updated D, which judges the outputs
   again (three passes of D).
 
-Both use Keras' own Adam (`p2p.optimizers.keras_adam`), as the tutorial does. `training_difference`
-checks that p2p trains exactly as the reference it names. Explained in the chapter "Scaling up".
+Both take the model's own optimizers: the benchmark (`p2p.lab.bench`) gives them p2p's default,
+Keras' Adam with the paper's settings (`p2p.optimizers.paper_optimizer`), as the tutorial uses, or
+`p2p.lab.fused_adam.FusedAdam` as a lever. `training_difference` checks that p2p trains exactly
+as the reference it names. Explained in the chapter "Scaling up".
 
 `discriminator_updates` trains D alone on a scaled loss: under Adam, halving D's loss (the
 paper's way to slow D down) moves no weight (chapter "The conditional GAN objective").
@@ -22,10 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from p2p import data, inference, losses, presets
+from p2p import data, inference, losses
+from p2p.config import CHOICES, get_preset
 from p2p.models import Discriminator, Generator, generator_filters
 from p2p.optimizers import PAPER_ADAM
-from p2p.pix2pix import GAN_UPDATES
 
 
 def tutorial_step(model, *, jit_compile: bool = False):
@@ -78,15 +80,17 @@ def paper_step(model, *, jit_compile: bool = False):
     return train_step
 
 
-#: The reference step each of p2p's update orders reproduces.
+#: The reference step each of p2p's update orders (`Config.gan_update`) reproduces.
 REFERENCE_OF = {"sequential": paper_step, "simultaneous": tutorial_step}
 
 
 def training_difference(p2p_model, reference_model, batches, steps: int = 5) -> dict[str, float]:
     """Train p2p's model and a copy with its reference step on the same batches; how far apart they end.
 
-    The two models start from the same weights; `p2p_model.gan_update` picks the reference
-    (REFERENCE_OF), and `reference_model` should use Keras' Adam. Returns the largest relative
+    The two models start from the same weights. p2p's update order picks the reference
+    (REFERENCE_OF): `p2p.Pix2Pix` takes the paper's step ("sequential"), a
+    `p2p.lab.variants.Pix2PixVariant` its `gan_update`. `reference_model` should have the same kind
+    of optimizers as `p2p_model` (the benchmark gives both Keras' Adam). Returns the largest relative
     difference of any loss at any step, and the size of the difference between the two runs'
     weight updates relative to the size of the updates (Adam divides each gradient by its
     running size, so where a gradient is nearly zero rounding alone can flip a weight's step:
@@ -96,7 +100,7 @@ def training_difference(p2p_model, reference_model, batches, steps: int = 5) -> 
     for mine, theirs in zip(_weights(reference_model), start):
         mine.assign(theirs)
     p2p_step = tf.function(p2p_model.train_step)
-    reference = REFERENCE_OF[p2p_model.gan_update](reference_model)
+    reference = REFERENCE_OF[getattr(p2p_model, "gan_update", "sequential")](reference_model)
     history, loss_difference = [], 0.0
     for inputs, targets in batches.take(steps):
         p2p_logs = p2p_step((inputs, targets))  # running means over the steps so far
@@ -182,12 +186,12 @@ def p2p_choices(image_size: int = 64, ngf: int = 8) -> dict[str, str]:
     bicubic = tf.clip_by_value(tf.image.resize(images, [9, 9], method="bicubic", antialias=True), -1.0, 1.0)
     alone = inference.translate(generator, images[:1], dropout=False)
     with_another = inference.translate(generator, images, dropout=False)[:1]
-    lr_decay = presets.get("paper").lr_decay
+    lr_decay = get_preset("paper").lr_decay
     return {
         "dropout placement": f"decoder layers {'-'.join((dropout[0], dropout[-1]))}",
         "BatchNorm at the 1x1 bottleneck": "yes" if normalised else "none (bottleneck_norm=True: the tutorial's)",
         "D's loss halved": "yes" if math.isclose(chance, math.log(2), rel_tol=1e-5) else "no",
-        "G's loss from D": f"after D's update; gan_update={GAN_UPDATES[1]!r}: before",
+        "G's loss from D": f"after D's update; gan_update={CHOICES['gan_update'][1]!r}: before",
         "learning-rate schedule": f"constant; the paper preset: linear to 0 over its last {lr_decay:.0%}" if lr_decay
                                   else "constant",
         "resize interpolation": "bicubic (antialiased)" if np.allclose(data.resize(images, 9), bicubic) else "not bicubic",

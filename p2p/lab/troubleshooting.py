@@ -1,25 +1,22 @@
 """Troubleshooting: the questions learners ask most, each answered by a small experiment.
 
-    python -m p2p.troubleshooting --out DIR [--preset cpu] [--steps N] [--seeds 0 1 2]
+    python -m p2p troubleshoot --out DIR [--preset cpu] [--steps N] [--seeds 0 1 2]
 
 The experiments that need no training run on a book run, in the chapter itself: test-time modes
 (`translations_at_test_time`), D's verdicts and G's gradient (`discriminator_verdicts`), other image sizes
 (`rebuilt`, `larger_inputs`), video flicker (`video_flicker`) and the spread of dropout
-(`mode_collapse`). The others train short runs (`VARIANTS`), each built from `Generator`,
-`Discriminator` and `Pix2Pix` and fitted on `p2p.data.paired_dataset` (`train_variant`);
-`run_troubleshooting` trains and scores them and rewrites results.json, with its provenance, after
-every finished run, so an interrupted runner resumes where it stopped. Explained in the chapter
+(`mode_collapse`). The others train short runs (`VARIANTS`, settings of a `Config`);
+`run_troubleshooting` trains and scores them with the experiment runner (`p2p.lab.experiments`),
+which rewrites results.json after every finished run, so an interrupted runner resumes where it stopped. Explained in the chapter
 "Troubleshooting".
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
-import sys
-import time
+import re
 from pathlib import Path
 
 import keras
@@ -27,69 +24,29 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 from PIL import Image
-from tqdm.auto import tqdm
 
-from p2p import data, devices, evaluate, facades, presets, records
+from p2p import data, files, runs
+from p2p.config import Config, get_preset, resolve
 from p2p.inference import moving_statistics_kept, translate
-from p2p.models import Discriminator, Generator
-from p2p.optimizers import PAPER_ADAM, FusedAdam
-from p2p.pix2pix import METRICS, Pix2Pix
+from p2p.lab import evaluate, facades
+from p2p.lab.experiments import Experiment, Job
 
 # Measures -------------------------------------------------------------------------------------------
 
 
-def checkerboard(images) -> float:
-    """Mean amplitude of the two-pixel checkerboard pattern in [-1, 1] images (chapter "Troubleshooting").
-
-    Over every 2x2 block and channel, |x[0, 0] - x[0, 1] - x[1, 0] + x[1, 1]| / 4: the amplitude a
-    for a pure checkerboard of +a and -a, zero for ramps and flat areas.
-    """
-    x = np.asarray(images, np.float32)
-    x = x[:, : x.shape[1] // 2 * 2, : x.shape[2] // 2 * 2]
-    return float(np.mean(np.abs(x[:, ::2, ::2] - x[:, ::2, 1::2] - x[:, 1::2, ::2] + x[:, 1::2, 1::2])) / 4)
-
-
-def flicker(frames, shift: int = 1) -> float:
-    """Mean change between consecutive frames panning `shift` pixels per frame, the motion undone (chapter "Troubleshooting")."""
-    frames = np.asarray(frames, np.float32)
-    return float(np.mean(np.abs(frames[1:, :, :frames.shape[2] - shift] - frames[:-1, :, shift:])))
-
-
-def pixel_spread(draws) -> float:
-    """Standard deviation of each pixel over several images of one scene, averaged over pixels (chapter "Troubleshooting")."""
-    return float(np.mean(np.std(np.asarray(draws, np.float32), axis=0)))
-
-
-def label_colour_share(images, tolerance: float = 0.15) -> float:
-    """Share of pixels within `tolerance` (per channel, [-1, 1] units) of a label colour (chapter "Troubleshooting")."""
-    colours = tf.constant(facades.COLORS, tf.float32) / 127.5 - 1.0
-    near = [tf.reduce_min(tf.reduce_max(tf.abs(tf.cast(image, tf.float32)[..., None, :] - colours), -1), -1) < tolerance
-            for image in images]  # one image at a time: (height, width, 12, 3) floats each
-    return float(tf.reduce_mean(tf.cast(tf.stack(near), tf.float32)))
-
-
 def scores(outputs, targets) -> dict[str, float]:
     """The chapter's measures of a set of outputs: `evaluate.blur_measures` and the checkerboard (chapter "Troubleshooting")."""
-    return {**evaluate.blur_measures(outputs, targets), "checkerboard": checkerboard(outputs)}
+    return {**evaluate.blur_measures(outputs, targets), "checkerboard": evaluate.checkerboard(outputs)}
 
 
 # Experiments on a trained generator -----------------------------------------------------------------
-
-
-def in_batches(generator, inputs, batch_size: int):
-    """`generator(batch, training=True)` over consecutive batches: statistics pooled per batch (chapter "Troubleshooting").
-
-    The generator's BatchNorm moving averages are left as they were.
-    """
-    with moving_statistics_kept(generator):
-        return tf.concat([generator(inputs[i:i + batch_size], training=True) for i in range(0, len(inputs), batch_size)], 0)
 
 
 def translations_at_test_time(generator, inputs, pool: int = 8) -> dict[str, tf.Tensor]:
     """Test inputs translated five ways: the paper's, pooled, training=False, predict, G(x) (chapter "Troubleshooting")."""
     return {
         "one at a time (the paper)": translate(generator, inputs),
-        f"pooled batches of {pool}": in_batches(generator, inputs, pool),
+        f"pooled batches of {pool}": evaluate.in_batches(generator, inputs, pool),
         "training=False": generator(inputs, training=False),
         "generator.predict(x)": tf.constant(generator.predict(inputs, verbose=0)),
         "generator(x)": generator(inputs),
@@ -194,7 +151,7 @@ def video_flicker(generator, facade: facades.Facade, frames: int = 16, speeds=(0
         inputs = panning_frames(facades.label_map(facade, size + speed * frames), size, frames, speed)
         ways = {"label maps": inputs, "dropout on": translate(generator, inputs),
                 "dropout off": translate(generator, inputs, dropout=False), "training=False": generator(inputs, training=False)}
-        results[speed] = {name: flicker(outputs, speed) for name, outputs in ways.items()}
+        results[speed] = {name: evaluate.flicker(outputs, speed) for name, outputs in ways.items()}
     return results
 
 
@@ -202,7 +159,7 @@ def mode_collapse(generator, label_maps, draws: int = 8) -> dict[str, dict[str, 
     """How much G's outputs for one label map vary over dropout draws, against renderings of it (chapter "Troubleshooting").
 
     For each label map: `draws` translations (each with its own dropout masks) and `draws`
-    renderings by `p2p.facades.render_photo` with different random generators; the pixel spread
+    renderings by `p2p.lab.facades.render_photo` with different random generators; the pixel spread
     and colour spread of each set, averaged over the label maps.
     """
     sets = {"G, dropout draws": [], "renderings": []}
@@ -211,7 +168,7 @@ def mode_collapse(generator, label_maps, draws: int = 8) -> dict[str, dict[str, 
         sets["G, dropout draws"].append(translate(generator, inputs))
         sets["renderings"].append(data.normalize(np.stack([facades.render_photo(labels, np.random.default_rng(seed))
                                                            for seed in range(draws)])))
-    return {name: {"pixel spread": float(np.mean([pixel_spread(s) for s in images])),
+    return {name: {"pixel spread": float(np.mean([evaluate.pixel_spread(s) for s in images])),
                    "colour spread": float(np.mean([evaluate.colour_spread(s) for s in images]))}
             for name, images in sets.items()}
 
@@ -225,7 +182,7 @@ def batch_statistics(generator, inputs, targets, batch_size: int = 4) -> dict[st
     inputs, targets = inputs[:len(inputs) // batch_size * batch_size], targets[:len(inputs) // batch_size * batch_size]
     twin = rebuilt(generator, dropout=False)
     alone = translate(twin, inputs)
-    ways = {"one at a time": alone, f"batches of {batch_size}": in_batches(twin, inputs, batch_size),
+    ways = {"one at a time": alone, f"batches of {batch_size}": evaluate.in_batches(twin, inputs, batch_size),
             "training=False": twin(inputs, training=False)}
     return {name: {**scores(outputs, targets), "change from one at a time": float(tf.reduce_mean(tf.abs(outputs - alone)))}
             for name, outputs in ways.items()}
@@ -241,50 +198,28 @@ def misaligned_copy(data_dir, out, shift: int, seed: int = 0) -> Path:
     its edge pixels repeated into the gap; the B half stays. Written as PNG (no new JPEG loss) into
     out/train, once: a folder already complete for these settings is left as it is. Returns out.
     """
-    out, files = Path(out), data.list_pairs(Path(data_dir) / "train")
-    stamp, settings = out / "misaligned.json", json.dumps({"shift": shift, "seed": seed, "source": data.fingerprint(files)})
+    out, pairs = Path(out), data.list_pairs(Path(data_dir) / "train")
+    stamp, settings = out / "misaligned.json", json.dumps({"shift": shift, "seed": seed, "source": data.fingerprint(pairs)})
     if stamp.exists() and stamp.read_text() == settings:
         return out
     rng = np.random.default_rng(seed)
-    for file in files:
+    for file in pairs:
         image = data.decode_rgb(file)
         half = image.shape[1] // 2
         dy, dx = [(-shift, 0), (shift, 0), (0, -shift), (0, shift)][rng.integers(4)]
         padded = np.pad(image[:, :half], ((shift, shift), (shift, shift), (0, 0)), "edge")
         moved = padded[shift - dy:shift - dy + image.shape[0], shift - dx:shift - dx + half]
         pair = Image.fromarray(np.concatenate([moved, image[:, half:]], axis=1))
-        records.write_atomically(out / "train" / f"{file.stem}.png", functools.partial(pair.save, format="PNG"))
+        files.write_atomically(out / "train" / f"{file.stem}.png", functools.partial(pair.save, format="PNG"))
     stamp.write_text(settings)  # written last: an interrupted copy is redone
     return out
 
 
-def train_variant(data_dir, preset: presets.Preset, *, steps: int, seed: int = 0, batch_size: int | None = None,
-                  direction: str = "BtoA", upsample: str = "transpose", norm: str = "batch", l1_weight: float = 100.0,
-                  reconstruction: str = "l1", disc_lr_factor: float = 1.0, log_every: int = 50):
-    """A Pix2Pix with these options trained `steps` steps on data_dir/train, and its loss curves (chapter "Troubleshooting").
-
-    `disc_lr_factor` multiplies D's learning rate. The curves are the means of `METRICS` over
-    each logging interval ("step" holds the interval's last step).
-    """
-    keras.utils.set_random_seed(seed)
-    generator = Generator(preset.image_size, preset.ngf, upsample=upsample, norm=norm)
-    discriminator = Discriminator(preset.image_size, preset.ndf, preset.n_layers)
-    model = Pix2Pix(generator, discriminator, l1_weight=l1_weight, reconstruction=reconstruction)
-    model.compile(disc_optimizer=FusedAdam(**{**PAPER_ADAM, "learning_rate": PAPER_ADAM["learning_rate"] * disc_lr_factor}),
-                  jit_compile=devices.resolve_jit_compile(preset.jit_compile))
-    dataset = data.paired_dataset(data.split_folder(data_dir, "train"), image_size=preset.image_size, direction=direction,
-                                  batch_size=batch_size or preset.batch_size, seed=seed).repeat()
-    log_every = math.gcd(steps, log_every)  # whole intervals: exactly `steps` steps
-    history = model.fit(dataset, steps_per_epoch=log_every, epochs=steps // log_every, verbose=0, shuffle=False).history
-    curves = {"step": [log_every * (n + 1) for n in range(steps // log_every)]}
-    return model, {**curves, **{name: [float(v) for v in history[name]] for name in METRICS}}
-
-
-#: The short runs of the chapter, by name: `train_variant` options (and `misalign`, pixels for `misaligned_copy`).
+#: The short runs of the chapter, by name: the settings each changes (and `misalign`, pixels for `misaligned_copy`).
 VARIANTS = {
     "baseline": {},
     "resize-convolution": {"upsample": "resize"},
-    "D learning rate x10": {"disc_lr_factor": 10.0},
+    "D learning rate x10": {"disc_lr_scale": 10.0},
     "lambda 0 (no L1)": {"l1_weight": 0.0},
     "lambda 1": {"l1_weight": 1.0},
     "lambda 10": {"l1_weight": 10.0},
@@ -304,76 +239,59 @@ EVERY_SEED = ("baseline", "resize-convolution")
 SAMPLES = 3
 
 
-def run_troubleshooting(out, preset: presets.Preset | str = "cpu", *, steps: int | None = None, seeds=(0, 1, 2),
+def run_troubleshooting(out, preset: Config | str = "cpu", *, steps: int | None = None, seeds=(0, 1, 2),
                         progress: bool = True) -> dict:
     """Train and score every variant into `out`, resumably; returns the results (chapter "Troubleshooting").
 
-    results.json is rewritten after every finished run, with the provenance and the CPU and wall
-    time spent so far; runs already in it are skipped. samples.npz keeps the first test examples
-    of each variant's first seed (uint8).
+    samples.npz keeps the first test examples of each variant's first seed (uint8); each run's
+    "curves" are its metrics.csv: the means of the losses over each logging interval.
     """
-    preset = presets.get(preset) if isinstance(preset, str) else preset
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results_path, samples_path = out / "results.json", out / "samples.npz"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    config = {"preset": preset.name, "image_size": preset.image_size, "steps": steps or preset.steps(), "seeds": list(seeds)}
-    if results.get("config", config) != config:
-        raise ValueError(f"{results_path}: made with other settings {results['config']}; use another --out, or delete it")
-    results.update(config=config, provenance=records.provenance(command=_command(out, preset, steps, seeds)))
-    for key in ("wall_seconds", "cpu_seconds"):
-        results.setdefault(key, 0.0)
-    results.setdefault("runs", {})
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    steps = steps or preset.total_steps()
+    settings = {"preset": preset.preset, "image_size": preset.image_size, "steps": steps, "seeds": list(seeds)}
+    command = f"python -m p2p troubleshoot --out {out} --preset {preset.preset} --steps {steps} --seeds " + \
+        " ".join(map(str, seeds))
+    experiment = Experiment(out, settings, command=command)
+    out, results = experiment.out, experiment.results
+    samples_path = out / "samples.npz"
     samples = {}
     if samples_path.exists():
         with np.load(samples_path) as saved:
             samples = {key: saved[key] for key in saved.files}
-    clocks = [time.monotonic(), time.process_time()]
-
-    def checkpoint_results():
-        now = [time.monotonic(), time.process_time()]
-        results["wall_seconds"] += now[0] - clocks[0]
-        results["cpu_seconds"] += now[1] - clocks[1]
-        clocks[:] = now
-        records.write_atomically(samples_path, lambda file: np.savez_compressed(file, **samples))
-        records.write_json(results_path, results)
 
     data_dir = facades.make_facades(out / "data" / f"facades-{preset.image_size}", size=preset.image_size, progress=progress)
     test_inputs, test_targets = data.example_batch(data_dir / "test", facades.SPLITS["test"], image_size=preset.image_size)
-    results["truth"] = {name: {**scores(images, images), "label_colour_share": label_colour_share(images)}
+    results["truth"] = {name: {**scores(images, images), "label_colour_share": evaluate.label_colour_share(images)}
                         for name, images in (("real photos", test_targets), ("label maps", test_inputs))}
     samples.update(inputs=data.to_uint8(test_inputs[:SAMPLES]).numpy(), targets=data.to_uint8(test_targets[:SAMPLES]).numpy())
-    checkpoint_results()
+    experiment.save()
 
-    jobs = [(name, seed) for seed in seeds for name in VARIANTS if seed == seeds[0] or name in EVERY_SEED]
-    for name, seed in tqdm(jobs, desc="troubleshooting", unit="run", disable=not progress):
-        key = f"{name} / seed {seed}"
-        if key in results["runs"]:
-            continue
-        options = dict(VARIANTS[name])
-        shift = options.pop("misalign", 0)
-        train_dir = misaligned_copy(data_dir, out / "data" / f"moved-{preset.image_size}-{shift}", shift) if shift else data_dir
-        inputs, targets = (test_targets, test_inputs) if options.get("direction") == "AtoB" else (test_inputs, test_targets)
-        started = [time.monotonic(), time.process_time()]
-        model, curves = train_variant(train_dir, preset, steps=config["steps"], seed=seed, **options)
-        keras.utils.set_random_seed(seed)
+    def measure(job, model):
+        name = job.key.split(" / seed ")[0]
+        inputs, targets = (test_targets, test_inputs) if job.config.direction == "AtoB" else (test_inputs, test_targets)
+        keras.utils.set_random_seed(job.config.seed)
         outputs = translate(model.generator, inputs)
-        record = {"variant": name, "seed": seed, "options": VARIANTS[name], **scores(outputs, targets),
-                  "label_colour_share": label_colour_share(outputs), "curves": curves,
-                  "train_wall_seconds": time.monotonic() - started[0], "train_cpu_seconds": time.process_time() - started[1]}
-        if options.get("batch_size", 1) > 1:
-            record["test_batching"] = batch_statistics(model.generator, inputs, targets, options["batch_size"])
-        results["runs"][key] = record
-        if seed == seeds[0]:
+        metrics = runs.read_metrics(out / "runs" / job.run / "metrics.csv")
+        record = {"variant": name, "seed": job.config.seed, "options": VARIANTS[name], **scores(outputs, targets),
+                  "label_colour_share": evaluate.label_colour_share(outputs),
+                  "curves": {key: [int(v) if key == "step" else float(v) for v in values] for key, values in metrics.items()}}
+        if job.config.batch_size > 1:
+            record["test_batching"] = batch_statistics(model.generator, inputs, targets, job.config.batch_size)
+        if job.config.seed == seeds[0]:
             samples[name] = data.to_uint8(outputs[:SAMPLES]).numpy()
-        checkpoint_results()
+            files.write_atomically(samples_path, lambda file: np.savez_compressed(file, **samples))
+        return record
+
+    def job(name, seed):
+        settings = dict(VARIANTS[name])
+        shift = settings.pop("misalign", 0)
+        train_dir = misaligned_copy(data_dir, out / "data" / f"moved-{preset.image_size}-{shift}", shift) if shift else data_dir
+        folder = re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_") + f"-seed{seed}"
+        return Job(f"{name} / seed {seed}", folder, resolve(preset, steps=steps, seed=seed, **settings), train_dir)
+
+    jobs = [job(name, seed) for seed in seeds for name in VARIANTS if seed == seeds[0] or name in EVERY_SEED]
+    experiment.run(jobs, measure, desc="troubleshooting", progress=progress)
     return results
-
-
-def _command(out, preset: presets.Preset, steps, seeds) -> str:
-    """The command line that makes these results."""
-    return (f"python -m p2p.troubleshooting --out {out} --preset {preset.name}" + (f" --steps {steps}" if steps else "")
-            + " --seeds " + " ".join(str(s) for s in seeds))
 
 
 def summary(results: dict, name: str, key: str) -> tuple[float, float, int]:
@@ -396,23 +314,3 @@ def format_rows(results: dict, names, keys=("sharpness", "colour_spread", "l1", 
         cells = (f"{mean:>8.3f} ± {std:.3f}" if seeds > 1 else f"{mean:>16.3f}" for mean, std, _ in rows)
         lines.append(f"{label:34}" + "".join(cells))
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    """`python -m p2p.troubleshooting --out DIR ...`: run the training experiments (chapter "Troubleshooting")."""
-    parser = argparse.ArgumentParser(prog="python -m p2p.troubleshooting", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="results folder; an existing one is resumed")
-    parser.add_argument("--preset", default="cpu", choices=list(presets.PRESETS))
-    parser.add_argument("--steps", type=int, help="train steps per run (default: the preset's epochs)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = parser.parse_args(argv)
-    devices.use_measured_thread_pools(args.preset, verbose=True)
-    results = run_troubleshooting(args.out, args.preset, steps=args.steps, seeds=args.seeds)
-    print(format_rows(results, VARIANTS))
-    print(f"{results['cpu_seconds'] / 60:.1f} CPU minutes, {results['wall_seconds'] / 60:.1f} minutes in all")
-    print(args.out / "results.json")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -107,8 +107,9 @@ def facade_editor(generator, image_size: int, display_size: int = 256):
     import ipywidgets as widgets
     from PIL import Image
 
-    from p2p import data, facades
+    from p2p import data
     from p2p.inference import translate
+    from p2p.lab import facades
 
     floors = widgets.IntSlider(value=4, min=2, max=8, description="floors")
     windows = widgets.IntSlider(value=4, min=1, max=7, description="windows/floor")
@@ -157,7 +158,7 @@ def facade_editor(generator, image_size: int, display_size: int = 256):
 
 
 def plot_milestones(runs: dict, measures=("sharpness", "colour_spread", "l1")):
-    """Each run's test-split measures against its training steps (from `p2p.bookruns.milestones`), the real photos' as a line."""
+    """Each run's test-split measures against its training steps (`bookruns.milestones`), the real photos' as a line."""
     figure, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.3), squeeze=False)
     for axis, measure in zip(axes[0], measures):
         for name, milestones in runs.items():
@@ -175,7 +176,7 @@ def plot_milestones(runs: dict, measures=("sharpness", "colour_spread", "l1")):
 
 
 def show_milestone_samples(samples: dict, rows: int = 3, size: float = 1.9):
-    """Test examples as a run saw them during training: input, the output at each milestone, target (`p2p.bookruns.samples`)."""
+    """Test examples as a run saw them during training: input, the output at each milestone, target (`bookruns.samples`)."""
     steps = sorted((key for key in samples if key.startswith("step_")), key=lambda key: int(key[5:]))
     columns = {"input": samples["inputs"][:rows]}
     columns.update({f"{int(key[5:]):,} steps": samples[key][:rows] for key in steps})

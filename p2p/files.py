@@ -1,0 +1,31 @@
+"""Files written whole: a kill or a full disk never leaves one half-written (chapter "The training loop").
+
+Free of TensorFlow, so that writing the procedural facades does not wait for it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_atomically(path, write, *, text: bool = False) -> Path:
+    """Call write(file) on a temporary file beside `path`, then move it into place: `path` is never half-written.
+
+    The file is binary unless `text` (then opened with newline="" for the csv module).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("w", newline="") if text else partial.open("wb") as file:
+            write(file)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)  # a failed write (a full disk) leaves neither a partial file nor a torn `path`
+    return path
+
+
+def write_json(path, value) -> Path:
+    """Write `value` as indented JSON to `path`, atomically."""
+    return write_atomically(path, lambda file: file.write(json.dumps(value, indent=2) + "\n"), text=True)
