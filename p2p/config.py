@@ -45,7 +45,7 @@ class Config:
     l1_weight: float = 100.0  # lambda
     # The schedule
     batch_size: int = 1
-    epochs: float = 200.0  # passes over the training set, when `steps` is not given
+    epochs: float = 200  # passes over the training set, when `steps` is not given
     steps: int | None = None  # train steps; `train` fills it in from `epochs`
     lr_decay: float = 0.0  # the last share of the steps over which the learning rate falls linearly to zero
     seed: int = 0

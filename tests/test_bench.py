@@ -15,7 +15,7 @@ from p2p.lab.fused_adam import FusedAdam
 from p2p.optimizers import PAPER_ADAM
 
 
-@pytest.mark.parametrize("gan_update", ["sequential", "simultaneous"])
+@pytest.mark.parametrize("gan_update", ["sequential", pytest.param("simultaneous", marks=pytest.mark.slow)])
 def test_each_update_order_trains_as_its_reference_step(facades_root, gan_update):
     # sequential = the paper's step in PyTorch's order, simultaneous = the TensorFlow tutorial's step
     # Both with Keras' Adam. The graphs may round differently (the tutorial's D loss is the sum, twice p2p's halved one;
@@ -26,6 +26,7 @@ def test_each_update_order_trains_as_its_reference_step(facades_root, gan_update
     assert difference["losses"] < 1e-4 and difference["updates"] < 1e-2, difference
 
 
+@pytest.mark.slow  # the benchmark's own checks train or profile for seconds: the full tier
 def test_the_two_update_orders_train_differently(facades_root):
     # the test above would pass for both orders if the option changed nothing
     config = get_preset("tiny")
@@ -86,6 +87,7 @@ def test_another_thread_pool_size_wins_only_by_more_than_the_margin():
     assert bench.fastest_thread_pools(config(10.0, 11.0)) == (2, 1)
 
 
+@pytest.mark.slow  # the benchmark's own checks train or profile for seconds: the full tier
 def test_the_simultaneous_update_runs_d_once_less(facades_root):
     config = get_preset("tiny")
     inputs, targets = next(iter(bench._dataset(config, facades_root, cache=True)))
@@ -99,6 +101,7 @@ def test_the_simultaneous_update_runs_d_once_less(facades_root):
     assert flops["simultaneous"] < flops["sequential"]
 
 
+@pytest.mark.slow  # the benchmark's own checks train or profile for seconds: the full tier
 def test_a_profile_finds_the_convolutions_in_the_step(facades_root):
     # the fused variant, so that the profile also finds FusedAdam's one kernel (p2p's default, Keras' Adam, has none)
     profile = bench.profile_step(get_preset("tiny"), facades_root, bench.P2P_FUSED, steps=3)
@@ -121,6 +124,7 @@ def test_p2p_trains_with_keras_adam_and_the_fused_variant_with_fused_adam():
     assert type(default) is type(fused) and not default.jit_compile  # the same model; _model's default: no XLA
 
 
+@pytest.mark.slow  # the benchmark's own checks train or profile for seconds: the full tier
 def test_the_fused_variant_takes_the_same_steps_as_p2p(facades_root):
     # dropping the fused kernel from the default must change the speed of training, not the training
     config = get_preset("tiny")
