@@ -63,7 +63,7 @@ class Pix2PixVariant(Pix2Pix):
                 fake_logits = self.discriminate(inputs, outputs)  # D after its update
                 gen_total, gen_gan, gen_l1 = self._generator_losses(targets, outputs, fake_logits)
             apply_gradients(self.gen_optimizer, gen_tape, gen_total, self.generator)
-        else:  # simultaneous: one D pass serves both losses; both gradients are taken before either update
+        else:  # simultaneous: one D pass serves both losses, so G's gradient goes through D as it was before its step
             with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
                 outputs = self.generator(inputs, training=True)
                 real_logits = self.discriminate(inputs, targets)
@@ -71,7 +71,7 @@ class Pix2PixVariant(Pix2Pix):
                 disc_loss = losses.discriminator_loss(real_logits, fake_logits)
                 gen_total, gen_gan, gen_l1 = self._generator_losses(targets, outputs, fake_logits)
             apply_gradients(self.disc_optimizer, disc_tape, disc_loss, self.discriminator)
-            apply_gradients(self.gen_optimizer, gen_tape, gen_total, self.generator)  # through D's weights as read above
+            apply_gradients(self.gen_optimizer, gen_tape, gen_total, self.generator)  # D's weights as read above, not updated
         return self.record(gen_total=gen_total, gen_gan=gen_gan, gen_l1=gen_l1, disc=disc_loss)
 
     def _generator_losses(self, targets, outputs, fake_logits):
