@@ -65,3 +65,19 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
+
+
+def test_the_core_never_imports_the_lab():
+    # p2p/*.py is pix2pix itself; p2p.lab the book's tools, which may import the core but not the other way round.
+    # __main__.py is the command line's entry point: it hands over to p2p.lab.cli.
+    import ast
+
+    for module in sorted((ROOT / "p2p").glob("*.py")):
+        if module.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(name.startswith("p2p.lab") for name in names), f"{module.name} imports {names}"
+            if isinstance(node, ast.ImportFrom) and node.module == "p2p":
+                assert "lab" not in [alias.name for alias in node.names], f"{module.name} imports p2p.lab"
