@@ -215,8 +215,9 @@ def test_a_name_missing_from_one_side_is_named(tmp_path):
         data.list_pairs(data.split_folder(root, "train"))
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_training_reads_separate_a_and_b_folders(tmp_path):
-    from p2p import training  # the run folder is locked while fit runs
+    from p2p import training
 
     root = _ab_root(tmp_path / "root", ("train", "val"))
     model = training.train(root, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
@@ -377,7 +378,7 @@ def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
         datasets.download("imagenet")
 
 
-def test_a_folder_of_mixed_sizes_makes_batches_and_trains(tmp_path):
+def test_a_folder_of_mixed_sizes_makes_batches(tmp_path):
     # Real folders mix sizes (512x194, 512x231 among 512x256): each pair is resized on its own.
     rng = np.random.default_rng(0)
     for i, (width, height) in enumerate([(512, 256), (512, 194), (512, 231), (256, 256)]):
@@ -386,8 +387,15 @@ def test_a_folder_of_mixed_sizes_makes_batches_and_trains(tmp_path):
     assert inputs.shape == targets.shape == (4, 32, 32, 3)
     batch = next(iter(data.paired_dataset(tmp_path, image_size=32, batch_size=4, seed=0)))
     assert batch[0].shape == (4, 32, 32, 3)
-    from p2p import training  # the run folder is locked while fit runs
 
+
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
+def test_a_folder_of_mixed_sizes_trains(tmp_path):
+    from p2p import training
+
+    rng = np.random.default_rng(0)
+    for i, (width, height) in enumerate([(512, 256), (512, 194), (512, 231), (256, 256)]):
+        _write(tmp_path / f"{i}.jpg", rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     model = training.train(tmp_path, tmp_path / "run", "tiny", steps=2, log_every=2, progress=False)
     assert int(model.gen_optimizer.iterations.numpy()) == 2
 

@@ -88,6 +88,7 @@ def policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 @pytest.mark.parametrize("name", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains(policy, name):
     policy(name)
@@ -102,6 +103,7 @@ def test_mixed_precision_trains(policy, name):
     assert float(losses.l1_loss(batch[1], model.translate(batch[0]))) < before
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_the_precision_option_builds_and_records_the_policy(facades_root, tmp_path):
     from p2p import devices, training
 

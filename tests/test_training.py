@@ -13,21 +13,7 @@ from p2p.config import get_preset
 from p2p.lab import bookruns
 
 
-def test_resuming_is_announced_and_fewer_steps_are_refused(facades_root, tmp_path, capsys):
-    run = tmp_path / "run"
-    training.train(facades_root, run, "tiny", steps=4, log_every=2, checkpoint_every=2, progress=False)
-    assert "resuming" not in capsys.readouterr().out
-    model = training.train(facades_root, run, "tiny", steps=6, log_every=2, checkpoint_every=2, progress=False)
-    assert f"resuming {run} at step 4 of 6" in capsys.readouterr().out
-    assert int(model.gen_optimizer.iterations.numpy()) == 6
-    with pytest.raises(ValueError, match="has already trained 6 steps, more than the 4 asked for"):
-        training.train(facades_root, run, "tiny", steps=4, log_every=2, checkpoint_every=2, progress=False)
-    same = training.train(facades_root, run, "tiny", steps=6, log_every=2, checkpoint_every=2, progress=False)
-    assert int(same.gen_optimizer.iterations.numpy()) == 6  # asked for what it has: loaded, not trained
-
-
-
-def test_steps_are_exact_and_a_finished_run_extends_with_more(facades_root, tmp_path):
+def test_steps_are_exact_a_resume_is_announced_and_a_finished_run_extends_with_more(facades_root, tmp_path, capsys):
     run = tmp_path / "odd"
     odd = training.train(facades_root, run, "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
     assert int(odd.gen_optimizer.iterations.numpy()) == 5  # not rounded up to whole logging intervals
@@ -35,7 +21,11 @@ def test_steps_are_exact_and_a_finished_run_extends_with_more(facades_root, tmp_
     assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-5")
     again = training.train(facades_root, run, "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
     assert int(again.gen_optimizer.iterations.numpy()) == 5  # the same command again: loaded, not trained
+    assert "resuming" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match="has already trained 5 steps, more than the 4 asked for"):
+        training.train(facades_root, run, "tiny", steps=4, log_every=2, checkpoint_every=2, progress=False)
     longer = training.train(facades_root, run, "tiny", steps=9, log_every=2, checkpoint_every=2, progress=False)
+    assert f"resuming {run} at step 5 of 9" in capsys.readouterr().out
     assert int(longer.gen_optimizer.iterations.numpy()) == 9
     assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2, 4, 5, 7, 9]
 
@@ -70,6 +60,7 @@ def test_bad_options_are_refused_before_anything_is_written(facades_root, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(facades_root, tmp_path, monkeypatch):
     run = tmp_path / "run"
     training.train(facades_root, run, "tiny", steps=4, log_every=2, checkpoint_every=2, progress=False)
