@@ -99,7 +99,8 @@ def _table(text, names):
 def test_objective(executed):
     _, text, kinds = executed("03-objective")
     rendering = re.search(r"sharpness of one rendering \(mean of 32\): (\d\.\d+); of their per-pixel median: (\d\.\d+)", text)
-    assert rendering and float(rendering.group(2)) < 0.5 * float(rendering.group(1))  # the median blurs the fine structure
+    # the median blurs the fine structure: 0.36 of one rendering's sharpness at the book's 128 px, 0.66 at these tests' 32 px
+    assert rendering and float(rendering.group(2)) < 0.8 * float(rendering.group(1))
     # D's updates (nbval skips this cell's output: its last digits depend on the CPU's arithmetic)
     moved = dict(re.findall(r"^(halved loss|whole loss, half the learning rate) +moves D (\d\.\d+) times", text, re.MULTILINE))
     off = dict(re.findall(r"^(halved loss|whole loss, half the learning rate) .* (\d+\.\d)% of the way off its path", text,

@@ -52,7 +52,7 @@ def test_train_then_translate(facades_root, tmp_path):
     assert not np.array_equal(outputs[0], outputs[2])  # test/1.jpg and train/1.jpg: both kept, neither overwritten
     # the same run with other settings is refused, with the reason
     code, _, err = _run("train", "--data", facades_root, "--preset", "cpu", "--out", run)
-    assert code == 2 and "preset" in err and "new run folder" in err
+    assert code == 2 and "image_size, ngf, ndf, n_layers differ" in err and "new run folder" in err
 
 
 def test_train_names_the_bad_file(tmp_path):

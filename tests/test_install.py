@@ -20,8 +20,9 @@ print(json.dumps({"tensorflow": [tensorflow.version, str(tensorflow.locate_file(
 
 #: What the installed p2p sees, as the chapters import it: where its book runs are, and TensorFlow's version.
 IMPORT = """
-import json, p2p
-tf = p2p.import_tensorflow_quietly()
+import json
+from p2p.lab import import_tensorflow_quietly
+tf = import_tensorflow_quietly()
 from p2p import models
 from p2p.lab import bookruns
 print(json.dumps([str(bookruns.SHIPPED), tf.__version__]))
