@@ -26,7 +26,7 @@ book: npm $(INSTALLED) editor
 
 # Lint, then the fast unit tests (no chapters, site, benchmark or multi-process runs): under two minutes.
 check: $(INSTALLED)
-	$(BIN)/ruff check p2p tests book/_ext
+	$(BIN)/ruff check p2p tests book/_ext book/conftest.py
 	$(BIN)/pytest -m "not slow" tests
 
 # Unit tests, papermill runs of the chapters, the site in headless Chromium, then nbval.
