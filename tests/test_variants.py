@@ -30,6 +30,7 @@ def _fit(model, batch, steps):
     return model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False).history
 
 
+@pytest.mark.slow  # trains both for steps: the full tier (tests/test_pix2pix.py checks the paper's step fast)
 def test_with_the_papers_settings_the_variant_takes_pix2pix_steps():
     keras.utils.set_random_seed(0)
     paper = Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1))
