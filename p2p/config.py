@@ -22,6 +22,11 @@ CHOICES = {
     "reconstruction": ("l1", "l2"),
 }
 
+#: The Python types a setting's annotation admits (a bool is not taken for a number), and how an error names them.
+TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "int | None": (int, type(None))}
+TYPE_NAMES = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a name",
+              "int | None": "a whole number or None"}
+
 #: Settings that say how much to train, not what: a run may be extended to more steps.
 LENGTH = ("preset", "epochs", "steps")
 
@@ -58,6 +63,10 @@ class Config:
     disc_lr_scale: float = 1.0  # multiplies D's learning rate
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):  # `--set l1_weight=abc` or a hand-edited config.json: named, not a TypeError
+            value = getattr(self, field.name)
+            _require(field.name, value, isinstance(value, TYPES[field.type]) and not (
+                isinstance(value, bool) and field.type not in ("bool", "str")), TYPE_NAMES[field.type])
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
@@ -72,6 +81,7 @@ class Config:
         for name in ("l1_weight", "gan_weight"):
             _require(name, getattr(self, name), getattr(self, name) >= 0, "0 or more")
         _require("disc_lr_scale", self.disc_lr_scale, self.disc_lr_scale > 0, "more than 0")
+        _require("seed", self.seed, 0 <= self.seed < 2**31, "from 0 to 2**31 - 1")  # seed + step seeds NumPy (< 2**32)
 
     def total_steps(self, train_size: int = 400) -> int:
         """`steps`, or `epochs` passes over `train_size` images in batches of `batch_size`."""
@@ -93,12 +103,14 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict, source="the config") -> Config:
+    def from_dict(cls, values: dict) -> Config:
         """A Config from `to_dict`'s values, or from a config.json of an earlier p2p (a "preset" and a "model" part).
 
-        A setting it does not know is refused, naming `source`: it may come from a newer p2p.
+        A setting it does not know is refused (it may come from a newer p2p), as is one missing
+        from to_dict's layout.
         """
-        if isinstance(values.get("preset"), dict):  # the layout before Config: the preset, then the model options
+        earlier = isinstance(values.get("preset"), dict)  # the layout before Config: the preset, then the model options
+        if earlier:
             preset, model = values["preset"], values.get("model", {})
             values = {**{k: v for k, v in preset.items() if k not in ("name", "description", "jit_compile")},
                       "preset": preset.get("name", "custom"), **model,
@@ -106,8 +118,12 @@ class Config:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)}; written by a newer p2p? "
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; written by a newer p2p? "
                              f"The settings are {', '.join(sorted(known))}.")
+        if not earlier:  # to_dict's layout has every setting: one missing means the file is incomplete
+            missing = sorted(known - set(values))
+            if missing:
+                raise ValueError(f"missing setting(s) {', '.join(missing)}")
         return cls(**values)
 
 
@@ -164,6 +180,6 @@ def read(run_dir) -> Config:
         if not isinstance(values, dict):
             raise ValueError("not a JSON object")
         values.pop("data", None)  # which files a run trained on: kept beside the settings, checked by `train`
-        return Config.from_dict(values, path)
+        return Config.from_dict(values)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: not a p2p run's config ({err}). Restore it, or train into a new run folder.") from err

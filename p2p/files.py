@@ -5,6 +5,7 @@ Free of TensorFlow, so that writing the procedural facades does not wait for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def write_atomically(path, write, *, text: bool = False) -> Path:
             write(file)
         partial.replace(path)
     finally:
-        partial.unlink(missing_ok=True)  # a failed write (a full disk) leaves neither a partial file nor a torn `path`
+        with contextlib.suppress(OSError):  # a failed write (a full disk) leaves neither a partial file nor a torn `path`,
+            partial.unlink(missing_ok=True)  # and where even this fails (a file in place of a folder), its own error shows
     return path
 
 

@@ -60,13 +60,34 @@ def writing(path):
                        "(the run resumes from its last checkpoint)") from err
 
 
+#: What `train` writes into a run folder (with .partial files while writing one); a compact run holds generator.npz.
+RUN_FILES = ("lock", "config.json", "checkpoints", "logs", "metrics.csv", "samples", "generator.npz")
+
+
+def check_run_folder(run_dir) -> None:
+    """Refuse a run folder that is a file, or a folder of anything but a run's files (chapter "The training loop").
+
+    A new or empty folder starts a run and a run folder resumes; any other folder (the current
+    one or / given by mistake, a dataset) is the user's, and nothing is written into it.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: a file, not a folder: give a folder for the run (a new one starts it).")
+    if run_dir.is_dir() and not (run_dir / "config.json").exists():
+        others = sorted(p.name for p in run_dir.iterdir() if p.name.removesuffix(".partial") not in RUN_FILES)
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ValueError(f"{run_dir}: not a run folder (no config.json) and not empty ({shown}): give a new or "
+                             "empty folder to start a run, or a run folder to resume it.")
+
+
 @contextlib.contextmanager
 def lock(run_dir):
-    """Hold run_dir/lock while training: a second process training into the folder is refused, naming this one.
+    """Hold a lock on run_dir while training: a second process training into it is refused, naming this one.
 
-    The lock is the operating system's (flock), so it is released when the process ends in any
-    way, even killed; the file only says who holds it. Where flock does not exist (Windows),
-    nothing is locked.
+    The lock is the operating system's (flock) on the folder itself, so it is released when the
+    process ends in any way, even killed, and deleting a file cannot release it; run_dir/lock only
+    says who holds it. Where flock does not exist (Windows), nothing is locked.
     """
     try:
         import fcntl
@@ -75,24 +96,23 @@ def lock(run_dir):
         return
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with (run_dir / "lock").open("a+") as file:
+    folder = os.open(run_dir, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            file.seek(0)
-            holder = file.read().strip() or "another process"
+            try:
+                holder = (run_dir / "lock").read_text().strip() or "another process"
+            except OSError:
+                holder = "another process"
             raise RunInUse(f"{run_dir} is in use: {holder} is training into it. Wait for it to finish or stop it, "
                            "or give another run folder.") from None
         since = datetime.datetime.now().isoformat(timespec="seconds")
-        with writing(file.name):
-            file.seek(0)
-            file.truncate()
-            file.write(f"process {os.getpid()} on {socket.gethostname()} (since {since})\n")
-            file.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
+        with writing(run_dir / "lock"):
+            (run_dir / "lock").write_text(f"process {os.getpid()} on {socket.gethostname()} (since {since})\n")
+        yield
+    finally:
+        os.close(folder)  # and with it the lock
 
 
 def start_config(run_dir: Path, config: Config, data_identity: dict, write: bool = True) -> None:

@@ -153,12 +153,15 @@ def train(
 
     Exactly `steps` steps are trained, and the same call with more steps continues a finished
     run; a run folder is resumed only with the same settings (`Config.differences`), whatever
-    the logging and checkpoint intervals. Options are checked before anything is written. While
-    it trains, the run folder is locked against other processes (`p2p.runs.lock`); Ctrl-C or
-    SIGTERM saves a checkpoint at the step reached; a NaN or infinite loss stops it
-    (`NonFiniteLoss`), keeping the last good checkpoint; a full disk stops it (`p2p.runs.DiskFull`),
-    naming the file. Resuming skips a damaged latest checkpoint for the one before it, and
-    repairs a metrics.csv cut short.
+    the logging and checkpoint intervals (a checkpoint is written at the first logged step past
+    each multiple of `checkpoint_every`, which is at least `log_every`).
+    Options are checked, and the networks built, before anything is written; `run_dir` is a new
+    or empty folder, or a run folder (`p2p.runs.check_run_folder`). While it trains, the run
+    folder is locked against other processes (`p2p.runs.lock`); Ctrl-C or SIGTERM saves a
+    checkpoint at the step reached; a NaN or infinite loss stops it (`NonFiniteLoss`), keeping
+    the last good checkpoint; a full disk stops it (`p2p.runs.DiskFull`), naming the file.
+    Resuming skips a damaged latest checkpoint for the one before it, and repairs a metrics.csv
+    cut short.
 
     `strategy` is a tf.distribute.Strategy or a name for `p2p.devices.make_strategy`. With
     "multi-worker" every worker runs this same call with the same `run_dir`, on a filesystem they
@@ -168,27 +171,30 @@ def train(
     if build is build_model:
         refuse_variants(config)
     for name, value in (("log_every", log_every), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a whole number of steps, at least 1, not {value!r}")
+    if checkpoint_every < log_every:
+        raise ValueError(f"checkpoint_every ({checkpoint_every}) is less than log_every ({log_every}): checkpoints are "
+                         f"written at logged steps; give checkpoint_every {log_every} or more, or log more often")
+    run_dir = Path(run_dir)
+    runs.check_run_folder(run_dir)
     if strategy is None or isinstance(strategy, str):  # first: a multi-worker strategy precedes any TF op
         strategy = devices.make_strategy(strategy or "default")
     chief = devices.is_chief(strategy)
-    run_dir = Path(run_dir)
     train_files = data.list_pairs(data.split_folder(data_dir, "train"))
     config = dataclasses.replace(config, steps=config.total_steps(len(train_files)),
                                  precision=devices.resolve_precision(config.precision))
     steps = min(until or config.steps, config.steps)  # where this call stops
     log_every = min(log_every, steps)
-    checkpoint_every = max(checkpoint_every // log_every, 1) * log_every
     data_identity = {"path": str(Path(data_dir).resolve()), "fingerprint": data.fingerprint(train_files)}
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():  # before anything is written: a size the networks cannot take is refused here
+        model = build(config, jit_compile=jit_compile)
     with runs.lock(run_dir) if chief else contextlib.nullcontext():  # one process per run folder
         runs.start_config(run_dir, config, data_identity, write=chief)
         scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")  # non-chiefs write here
         out_dir = run_dir if chief else Path(scratch.name)
 
-        keras.utils.set_random_seed(config.seed)
-        with strategy.scope():
-            model = build(config, jit_compile=jit_compile)
         manager = tf.train.CheckpointManager(runs.checkpoint_of(model), out_dir / "checkpoints", max_to_keep=2)
         restored = runs.restore_latest(manager.checkpoint, run_dir / "checkpoints")  # the chief's, for every worker
         if restored:

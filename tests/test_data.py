@@ -1,14 +1,10 @@
-"""Paired data: the pipeline, jitter, every kind of bad input, and downloads from a loopback server."""
+"""Paired data: the pipeline, jitter and every kind of bad input (downloads: test_downloads.py)."""
 
-import functools
-import hashlib
-import http.server
+import contextlib
 import io
-import re
+import os
+import signal
 import socket
-import tarfile
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -117,6 +113,138 @@ def test_empty_and_missing_folders(tmp_path):
 def test_bad_direction():
     with pytest.raises(ValueError, match="AtoB"):
         data.split_pair(tf.zeros([2, 4, 3]), "LtoR")
+
+
+# what is read, and what is not -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int):
+    """Fail the test if the body runs longer than `seconds`: a read waiting on a FIFO fails, not hangs."""
+    def expire(signum, frame):  # pytest.fail's exception is no OSError: the code under test cannot catch it as one
+        pytest.fail(f"still running after {seconds} s: blocked opening a special file?")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs, sockets in folders and SIGALRM are POSIX")
+@pytest.mark.parametrize("kind", ["FIFO", "socket"])
+def test_a_special_file_named_like_an_image_is_refused_before_anything_is_opened(tmp_path, kind):
+    # Before: opening train/9.jpg, a FIFO, waited for a writer for ever (training hung); a socket "cannot be decoded".
+    from p2p import training
+
+    (tmp_path / "train").mkdir()
+    _write(tmp_path / "train" / "1.png", np.zeros((8, 16, 3), np.uint8))
+    special = tmp_path / "train" / "9.jpg"
+    listening = socket.socket(socket.AF_UNIX) if kind == "socket" else None
+    listening.bind(str(special)) if listening else os.mkfifo(special)
+    refusal = rf"9.jpg: not a regular file \(a {kind}\); remove it from the data folder"
+    try:
+        with _deadline(20):
+            for read in (data.list_pairs, data.paired_dataset):
+                with pytest.raises(data.DataError, match=refusal):
+                    read(tmp_path / "train")
+            for read in (data.check_pair_file, data.load_image):
+                with pytest.raises(data.DataError, match=refusal):
+                    read(special)
+            with pytest.raises(data.DataError, match=refusal) as error:
+                training.train(tmp_path, tmp_path / "run", "tiny", steps=1, progress=False)
+    finally:
+        if listening:
+            listening.close()
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()  # one line, and nothing written
+
+
+_SHOWN = {"A": ((255, 0, 0), (0, 255, 0)), "B": ((0, 0, 255), (255, 255, 255))}  # each half's (top, bottom) colour
+
+
+def _bands(image):
+    """The mean colours, as levels 0-255, of the top and bottom halves of a [-1, 1] image."""
+    levels = (np.asarray(image, np.float64) + 1) * 127.5
+    middle = levels.shape[0] // 2
+    return levels[:middle].mean(axis=(0, 1)), levels[middle:].mean(axis=(0, 1))
+
+
+@pytest.mark.parametrize("orientation", [6, 8])  # stored turned a quarter, shown turned back clockwise (6) or not (8)
+def test_an_exif_rotated_jpeg_is_read_as_shown_by_the_checks_training_and_translate(tmp_path, orientation):
+    # Before: read as stored, 32 wide and 64 high, so the A|B split cut it across the wrong axis.
+    shown = np.zeros((32, 64, 3), np.uint8)  # as a photo viewer shows it: A on the left, B on the right
+    for column, half in ((slice(0, 32), "A"), (slice(32, 64), "B")):
+        shown[:16, column], shown[16:, column] = _SHOWN[half]
+    turn = Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    Image.fromarray(shown).transpose(turn).save(tmp_path / "1.jpg", quality=95, exif=exif)
+    assert Image.open(tmp_path / "1.jpg").size == (32, 64)  # stored portrait
+
+    def assert_halves(a, b):
+        for image, half in ((a, "A"), (b, "B")):
+            for band, colour in zip(_bands(image), _SHOWN[half]):
+                np.testing.assert_allclose(band, colour, atol=12)  # JPEG's loss, mostly at the edges between colours
+
+    assert data.check_pair_file(tmp_path / "1.jpg") == (64, 32)  # the checks
+    assert data.list_pairs(tmp_path) == [tmp_path / "1.jpg"]
+    image = data.load_image(tmp_path / "1.jpg")  # translate
+    assert image.shape == (32, 64, 3)
+    assert_halves(image[:, :32], image[:, 32:])
+    assert_halves(*data.load_pair(tmp_path / "1.jpg", "AtoB"))
+    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=32, jitter=False, shuffle=False,
+                                                    direction="AtoB")))  # training: 32x32 halves, not resized
+    assert_halves(inputs[0], targets[0])
+
+
+@pytest.mark.parametrize("present, absent", [("A", "B"), ("B", "A")])
+def test_a_lone_a_or_b_folder_says_what_is_missing(tmp_path, present, absent):
+    # Before: "no images (.jpg, .jpeg, .png, .bmp) in this folder."
+    (tmp_path / present).mkdir()
+    for name in ("1.jpg", "2.jpg"):
+        _write(tmp_path / present / name, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(data.DataError, match=rf"{present}/ holds 2 images, but there is no {absent}/ beside it\. Pairs are "
+                                             r"given as A\|B files side by side in one folder, or as folders A/ and B/") as error:
+        data.paired_dataset(tmp_path)
+    assert "\n" not in str(error.value)
+    (tmp_path / present / "train").mkdir()
+    with pytest.raises(data.DataError, match=rf"{present}/ holds 2 images and the folders train, but there is no {absent}/"):
+        data.list_pairs(tmp_path)
+
+
+def test_skipped_files_are_said_once_and_hidden_files_and_folders_are_passed_over(tmp_path, capsys):
+    # Before: the gif, tif, webp and notes were skipped without a word, and the hidden ._1.png stopped the run.
+    _write(tmp_path / "1.png", np.zeros((8, 16, 3), np.uint8))
+    for name in ("2.gif", "3.tif", "4.webp"):
+        _write(tmp_path / name, np.zeros((8, 16, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("where these came from")
+    (tmp_path / ".DS_Store").write_bytes(b"\0" * 8)
+    (tmp_path / "._1.png").write_bytes(b"\0\5\26\7 Mac OS X")  # macOS's record of 1.png's attributes, not an image
+    (tmp_path / "train").mkdir()
+    assert data.list_pairs(tmp_path) == [tmp_path / "1.png"]
+    data.paired_dataset(tmp_path)  # a run lists its folder again: said once
+    notes = [line for line in capsys.readouterr().err.splitlines() if str(tmp_path) in line]
+    assert notes == [f"{tmp_path}: skipped 4 files of other formats (2.gif, 3.tif, 4.webp and 1 more); only .jpg, .jpeg, "
+                     ".png, .bmp files are read: convert any you meant to PNG."]
+    (tmp_path / "gifs").mkdir()
+    _write(tmp_path / "gifs" / "1.gif", np.zeros((8, 16, 3), np.uint8))
+    with pytest.raises(data.DataError, match=r"gifs: no images \(.jpg, .jpeg, .png, .bmp\) in this folder; skipped 1 of "
+                                             r"other formats \(1.gif\): convert them to PNG"):
+        data.list_pairs(tmp_path / "gifs")
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("missing.jpg", lambda path: None, "missing.jpg: no such file"),
+    ("photos", lambda path: path.mkdir(), "photos: is a folder, not an image file"),
+])
+def test_an_image_to_translate_that_is_missing_or_a_folder_is_said_so(tmp_path, name, make, message):
+    # Before: "cannot be decoded as an image ([Errno 2] No such file or directory: ...). Delete or replace it."
+    make(tmp_path / name)
+    with pytest.raises(data.DataError, match=message) as error:
+        data.load_image(tmp_path / name)
+    assert "Delete or replace" not in str(error.value) and "\n" not in str(error.value)
 
 
 # one decoding path ------------------------------------------------------------------------
@@ -255,127 +383,6 @@ def test_pairs_over_the_cache_budget_are_decoded_on_every_pass(tmp_path, monkeyp
     second = [x.numpy() for x, _ in dataset]
     # exact: 8x8 halves are not resized, and levels 0 and 255 are exactly -1 and +1 (see test_direction_picks_the_halves)
     assert first[0].max() == -1.0 and second[0].max() == (1.0 if reread else -1.0)
-
-
-# downloads ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def file_server(tmp_path):
-    """An HTTP server on loopback serving tmp_path/served; yields its base URL."""
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # quick shutdown
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def _tar(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-
-
-def _png_pair():
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def test_download_unpacks_once_records_its_checksum_then_works_offline(file_server, tmp_path, monkeypatch, capsys):
-    served, url = file_server
-    _tar(served / "facades.tar.gz", {"facades/train/1.png": _png_pair()})
-    digest = hashlib.sha256((served / "facades.tar.gz").read_bytes()).hexdigest()
-    monkeypatch.setenv("P2P_DATASETS_URL", url)
-    root = datasets.download("facades", cache_dir=tmp_path / "cache", sha256=digest)
-    assert data.list_pairs(root / "train") == [root / "train" / "1.png"]
-    assert digest in capsys.readouterr().out and (tmp_path / "cache" / "facades.sha256").read_text().startswith(digest)
-    assert not (tmp_path / "cache" / "facades.tar.gz").exists()  # downloaded here: unpacked, then removed
-    monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")  # nothing listens there
-    assert datasets.download("facades", cache_dir=tmp_path / "cache") == root
-
-
-def test_a_wrong_checksum_is_refused_and_the_file_removed(file_server, tmp_path, monkeypatch):
-    served, url = file_server
-    _tar(served / "facades.tar.gz", {"facades/train/1.png": _png_pair()})
-    monkeypatch.setenv("P2P_DATASETS_URL", url)
-    with pytest.raises(data.DataError, match="is not the expected 00ff; the file was removed"):
-        datasets.download("facades", cache_dir=tmp_path / "cache", sha256="00ff")
-    assert not (tmp_path / "cache" / "facades.tar.gz").exists() and not (tmp_path / "cache" / "facades").exists()
-
-
-def test_an_archive_copied_by_hand_is_used_and_kept(tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    _tar(cache / "maps.tar.gz", {"maps/train/1.png": _png_pair()})
-    monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")  # offline
-    root = datasets.download("maps", cache_dir=cache)
-    assert (root / "train" / "1.png").exists() and (cache / "maps.tar.gz").exists()
-
-
-@pytest.mark.parametrize("members, message", [
-    ({"maps/ok.txt": b"fine", "../escaped.txt": b"evil"}, "expected everything in a folder maps/"),
-    ({"maps/ok.txt": b"fine", "maps/../../escaped.txt": b"evil"}, "refused to unpack 'maps/../../escaped.txt'"),
-    ({"other/train/1.png": b"x"}, "expected everything in a folder maps/, found other"),
-])
-def test_download_refuses_unsafe_or_unexpected_archives(file_server, tmp_path, monkeypatch, members, message):
-    served, url = file_server
-    _tar(served / "maps.tar.gz", members)
-    monkeypatch.setenv("P2P_DATASETS_URL", url)
-    with pytest.raises(data.DataError, match=re.escape(message)):
-        datasets.download("maps", cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "cache" / "maps").exists()
-
-
-def test_download_refuses_links(file_server, tmp_path, monkeypatch):
-    served, url = file_server
-    with tarfile.open(served / "maps.tar.gz", "w:gz") as tar:
-        link = tarfile.TarInfo("maps/passwd")
-        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-        tar.addfile(link)
-    monkeypatch.setenv("P2P_DATASETS_URL", url)
-    with pytest.raises(data.DataError, match="links, devices"):
-        datasets.download("maps", cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "cache" / "maps" / "passwd").exists()
-
-
-@pytest.mark.parametrize("damage", ["truncated", "not gzip"])
-def test_a_broken_archive_is_named(file_server, tmp_path, monkeypatch, damage):
-    served, url = file_server
-    _tar(served / "night2day.tar.gz", {f"night2day/train/{i}.png": np.random.default_rng(i).bytes(20000) for i in range(5)})
-    whole = (served / "night2day.tar.gz").read_bytes()
-    (served / "night2day.tar.gz").write_bytes(whole[: len(whole) // 2] if damage == "truncated" else b"<html>not found</html>")
-    monkeypatch.setenv("P2P_DATASETS_URL", url)
-    with pytest.raises(data.DataError, match=r"night2day.tar.gz: truncated, or not a .tar.gz archive"):
-        datasets.download("night2day", cache_dir=tmp_path / "cache")
-
-
-def test_a_server_that_never_answers_times_out(tmp_path, monkeypatch):
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen()  # accepts connections (the kernel does) and never says a word
-    try:
-        monkeypatch.setenv("P2P_DATASETS_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
-        start = time.monotonic()
-        with pytest.raises(ConnectionError, match="no answer for 1 s"):
-            datasets.download("edges2shoes", cache_dir=tmp_path / "cache", timeout=1)
-        assert time.monotonic() - start < 30
-    finally:
-        silent.close()
-
-
-def test_download_offline_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")
-    with pytest.raises(ConnectionError, match="python -m p2p facades"):
-        datasets.download("cityscapes", cache_dir=tmp_path / "cache")
-    with pytest.raises(ValueError, match="released ones"):
-        datasets.download("imagenet")
 
 
 def test_a_folder_of_mixed_sizes_makes_batches(tmp_path):

@@ -2,7 +2,7 @@
 
     python -m p2p facades OUT [--seed 0] [--size 256]
     python -m p2p train --data DIR --preset cpu --out RUN [--steps N] [--set l1_weight=10 ...] [--strategy mirrored]
-    python -m p2p translate --run RUN IMAGE... --out DIR
+    python -m p2p translate --run RUN IMAGE|FOLDER... --out DIR [--size N] [--overwrite]
     python -m p2p download NAME [--sha256 HEX] [--cache DIR]   # a dataset released with the paper
     python -m p2p ablate --out DIR [--preset cpu] [--steps N] [--seeds 0 1]
     python -m p2p troubleshoot --out DIR [--preset cpu] [--steps N] [--seeds 0 1 2]
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import sys
 from pathlib import Path
@@ -32,13 +33,16 @@ def main(argv=None) -> int:
 
         return bench.main(argv[1:])
     args = parser().parse_args(argv)
-    if args.command == "facades":
+    if args.command == "facades":  # without TensorFlow: it takes seconds to import
         from p2p.lab.facades import make_facades
 
-        print(make_facades(args.out, seed=args.seed, size=args.size))
+        try:
+            print(make_facades(args.out, seed=args.seed, size=args.size))
+        except (ValueError, OSError) as err:
+            return refuse(err)
         return 0
 
-    from p2p import data, runs, training
+    from p2p import training
     from p2p.lab import threads
 
     try:
@@ -47,12 +51,59 @@ def main(argv=None) -> int:
         elif hasattr(args, "preset"):
             threads.use_measured_thread_pools(args.preset, verbose=True)
         return COMMANDS[args.command](args)
-    except (data.DataError, FileNotFoundError, ValueError, ConnectionError, training.NonFiniteLoss, runs.RunInUse,
-            runs.DiskFull) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, training.NonFiniteLoss, RuntimeError) as err:  # DataError, RunInUse, DiskFull among them
+        return refuse(err)
     except KeyboardInterrupt:  # train has said where it stopped and saved a checkpoint
         return 130
+
+
+def refuse(err: Exception) -> int:
+    """Print an error as one line, `error: ...`, and return the exit code 2; an OS error names its file and the fix."""
+    message = str(err)
+    if isinstance(err, OSError) and err.strerror and err.filename:  # raised by the system, not with a message of ours
+        fix = {errno.EACCES: "give a path you can write to", errno.EPERM: "give a path you can write to",
+               errno.EROFS: "give a path on a writable disk", errno.ENOTDIR: "a file is in the way: give another path",
+               errno.EEXIST: "a file is in the way: give another path"}.get(err.errno, "check the path")
+        message = f"{err.filename}: {err.strerror.lower()}: {fix}"
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def path(value: str) -> Path:
+    """A path argument; the empty string (an unset shell variable) is refused rather than taken for the current folder."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a file or folder")
+    return Path(value)
+
+
+def whole(low: int, high: int | None = None):
+    """An argument type: a whole number from `low` (to `high`), checked before anything runs."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < low or high is not None and number > high:
+            raise argparse.ArgumentTypeError(f"{number} is out of range: give {low} to {high}" if high is not None
+                                             else f"{number} is out of range: give {low} or more")
+        return number
+    return parse
+
+
+def positive(value: str) -> float:
+    """An argument type: a number above 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give a number above 0")
+    return number
+
+
+SEED = whole(0, 2**31 - 1)
+#: TensorFlow aborts the process (not an exception) on thread pools it cannot make; 0 is its default.
+THREADS = whole(0, 1024)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,65 +112,75 @@ def parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     facades = commands.add_parser("facades", help="write the procedural facades (train/val/test A|B files)")
-    facades.add_argument("out", type=Path)
-    facades.add_argument("--seed", type=int, default=0)
-    facades.add_argument("--size", type=int, default=256)
+    facades.add_argument("out", type=path)
+    facades.add_argument("--seed", type=SEED, default=0)
+    facades.add_argument("--size", type=whole(16, 4096), default=256, help="pixels per side of each half")
 
     train = commands.add_parser("train", help="train or resume a run")
-    train.add_argument("--data", type=Path, required=True, help="folder of A|B files, or with train/ (and val/) in it")
+    train.add_argument("--data", type=path, required=True, help="folder of A|B files, or with train/ (and val/) in it")
     train.add_argument("--preset", default="cpu", choices=list(PRESETS))
-    train.add_argument("--out", type=Path, required=True, help="run folder; an existing one is resumed")
-    train.add_argument("--steps", type=int, help="train steps (default: the preset's epochs)")
+    train.add_argument("--out", type=path, required=True,
+                       help="run folder: a new or empty one starts a run, a run folder resumes it")
+    train.add_argument("--steps", type=whole(1), help="train steps (default: the preset's epochs)")
     train.add_argument("--direction", default="BtoA", choices=["AtoB", "BtoA"])
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=SEED, default=0)
     train.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                        help="auto: mixed float16 on a GPU, mixed bfloat16 on a TPU, float32 on a CPU")
     train.add_argument("--gan-update", default="sequential", choices=["sequential", "simultaneous"],
                        help="D's step then G's against the updated D (PyTorch), or both from one D pass (Lua, TF tutorial)")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="any other setting of p2p.config.Config, e.g. --set l1_weight=10 --set skips=false")
-    train.add_argument("--log-every", type=int, default=50, help="steps per metrics.csv row")
-    train.add_argument("--checkpoint-every", type=int, default=200, help="steps per checkpoint")
+    train.add_argument("--log-every", type=whole(1), default=50, help="steps per metrics.csv row")
+    train.add_argument("--checkpoint-every", type=whole(1), default=200,
+                       help="steps per checkpoint, at least --log-every: one at the first logged step past each multiple")
     train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi-worker", "tpu"],
                        help="tf.distribute: local GPUs (mirrored), machines named in TF_CONFIG (multi-worker), a TPU")
-    train.add_argument("--threads", type=int, nargs=2, metavar=("INTER", "INTRA"),
+    train.add_argument("--threads", type=THREADS, nargs=2, metavar=("INTER", "INTRA"),
                        help="TensorFlow's inter-op and intra-op thread pools (0 0: its default); default: the sizes "
                             "python -m p2p bench measured fastest for the preset on this machine, if it did")
 
-    translate = commands.add_parser("translate", help="translate images with a trained run")
-    translate.add_argument("--run", type=Path, required=True)
-    translate.add_argument("images", type=Path, nargs="+", help="input images, or A|B pair files")
-    translate.add_argument("--out", type=Path, required=True)
+    translate = commands.add_parser("translate", help="translate images with a trained run, each at its own size")
+    translate.add_argument("--run", type=path, required=True)
+    translate.add_argument("images", type=path, nargs="+",
+                           help="input images, A|B pair files (the input half is used), or folders of them")
+    translate.add_argument("--out", type=path, required=True, help="folder for OUT/<name>.png (created if missing)")
+    translate.add_argument("--overwrite", action="store_true",
+                           help="replace earlier outputs in --out (an input image is never replaced)")
+    translate.add_argument("--size", type=int, metavar="N",
+                           help="resize each image so that its shorter side is N pixels, and write it at that size")
 
     download = commands.add_parser("download", help="download and unpack a dataset released with the paper")
     download.add_argument("name", help="facades, cityscapes, maps, edges2shoes, edges2handbags or night2day")
     download.add_argument("--sha256", help="the archive's expected sha256; a mismatch is refused and the file removed")
-    download.add_argument("--cache", type=Path, help="where to unpack it (default $P2P_CACHE or ~/.cache/p2p)")
-    download.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server before giving up")
+    download.add_argument("--cache", type=path, help="where to unpack it (default $P2P_CACHE or ~/.cache/p2p)")
+    download.add_argument("--timeout", type=positive, default=60.0,
+                          help="seconds (default 60) in which the server must answer, then send at least 64 KiB (or the rest) "
+                               "each time; a slower server is given up and nothing of the download kept")
 
     for name, description, seeds in (("ablate", "re-run the paper's three ablation tables", [0, 1]),
                                      ("troubleshoot", "train the troubleshooting chapter's short runs", [0, 1, 2])):
         experiment = commands.add_parser(name, help=f"{description} (resumable)")
-        experiment.add_argument("--out", type=Path, required=True, help="results folder; an existing one is resumed")
+        experiment.add_argument("--out", type=path, required=True, help="results folder; an existing one is resumed")
         experiment.add_argument("--preset", default="cpu", choices=list(PRESETS))
-        experiment.add_argument("--steps", type=int, help="train steps per run (default: the preset's epochs)")
-        experiment.add_argument("--seeds", type=int, nargs="+", default=seeds)
+        experiment.add_argument("--steps", type=whole(1), help="train steps per run (default: the preset's epochs)")
+        experiment.add_argument("--seeds", type=SEED, nargs="+", default=seeds)
         if name == "ablate":
-            experiment.add_argument("--segmenter-steps", type=int, default=1000, help="train steps of the FCN-score segmenter")
+            experiment.add_argument("--segmenter-steps", type=whole(1), default=1000,
+                                    help="train steps of the FCN-score segmenter")
 
     bookruns = commands.add_parser("bookruns", help="train and export the book runs (p2p.lab.bookruns)")
     bookruns.add_argument("names", nargs="*", help="book runs to train (default: all)")
-    bookruns.add_argument("--work", default="book/runs", help="where the resumable training runs go")
-    bookruns.add_argument("--out", default=None, help="where the compact runs are exported (default p2p/lab/trained)")
+    bookruns.add_argument("--work", type=path, default="book/runs", help="where the resumable training runs go")
+    bookruns.add_argument("--out", type=path, default=None, help="where the compact runs are exported (default p2p/lab/trained)")
     bookruns.add_argument("--preset", default="book", choices=list(PRESETS),
                           help="another preset, for a quick look (tiny, cpu) or a GPU (paper)")
-    bookruns.add_argument("--steps", type=int, help="train steps (default: the preset's epochs)")
-    bookruns.add_argument("--seed", type=int, default=0)
+    bookruns.add_argument("--steps", type=whole(1), help="train steps (default: the preset's epochs)")
+    bookruns.add_argument("--seed", type=SEED, default=0)
     bookruns.add_argument("--dataset", default="procedural", help="a released dataset (facades, maps, ...) or a folder")
 
     export = commands.add_parser("export", help="write a generator for the Play page's in-browser editor (p2p.lab.export)")
     export.add_argument("run", help="a run folder, or a book run's name (l1-cgan, ...)")
-    export.add_argument("out", type=Path, help="folder for generator.json and generator.bin")
+    export.add_argument("out", type=path, help="folder for generator.json and generator.bin")
 
     commands.add_parser("bench", help="p2p's train step against the TensorFlow tutorial's (python -m p2p bench --help)")
     return parser
@@ -156,8 +217,8 @@ def train(args) -> int:
 
 
 def translate(args) -> int:
-    """`python -m p2p translate`: translate image files with a run's generator."""
-    for path in translate_files(args.run, args.images, args.out):
+    """`python -m p2p translate`: image files translated at their own size by a run's generator (chapter "The training loop")."""
+    for path in translate_files(args.run, args.images, args.out, overwrite=args.overwrite, size=args.size):
         print(path)
     return 0
 
@@ -166,7 +227,12 @@ def download(args) -> int:
     """`python -m p2p download`: a released dataset, checked, into the cache."""
     from p2p.lab import datasets
 
-    print(datasets.download(args.name, args.cache, sha256=args.sha256, timeout=args.timeout))
+    try:
+        print(datasets.download(args.name, args.cache, sha256=args.sha256, timeout=args.timeout))
+    except KeyboardInterrupt:  # the half-downloaded archive is already removed
+        print(f"interrupted: {args.name} is not ready (nothing half-downloaded is kept); run the same command again",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -215,32 +281,43 @@ COMMANDS = {"train": train, "translate": translate, "download": download, "ablat
             "bookruns": bookruns, "export": export}
 
 
-def translate_files(run_dir, images, out_dir) -> list[Path]:
-    """Translate image files with a run's generator; write OUT/<name>.png for each (chapter "The training loop").
+def translate_files(run_dir, images, out_dir, *, overwrite: bool = False, size: int | None = None) -> list[Path]:
+    """Translate image files at their own size with a run's generator into OUT/<name>.png (chapter "The training loop").
 
-    A file twice as wide as high is taken for an A|B pair and its input half is used. Inputs of
-    the same name from different folders get numbered outputs (1.png, 1-2.png), never overwritten.
+    Folders give their image files, sorted. A file twice as wide as high is taken for an A|B pair and
+    its input half is used. Every output is named and checked before the first is written: an input
+    image is never replaced, an existing file only with `overwrite` (inputs of the same name from
+    different folders get numbered outputs, 1.png, 1-2.png). Each image is padded up to the sides the
+    generator takes (`p2p.lab.translating`, chapter "Troubleshooting"), translated by
+    `p2p.inference.translate` and cropped back, a line on stderr saying so; `size` first resizes its
+    shorter side to that many pixels. An image too large for memory is refused, naming --size.
     """
-    import tensorflow as tf
+    import functools
 
-    from p2p import data, runs
-    from p2p.inference import translate
+    import numpy as np
+    from PIL import Image
 
+    from p2p import data, inference, runs
+    from p2p.files import write_atomically
+    from p2p.lab import translating
+
+    if size is not None and size < 1:
+        raise ValueError(f"--size {size}: give the shorter side in pixels, 1 or more")
+    inputs = translating.input_files(images)
+    translating.check_out_dir(out_dir)
+    outputs = translating.output_paths(inputs, out_dir, overwrite=overwrite)
     generator, config = runs.load_generator(run_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for image_path in images:
-        image = data.load_image(image_path)
-        if image.shape[1] == 2 * image.shape[0]:
-            image, _ = data.split_pair(image, config.direction)
-        image = data.resize(image, config.image_size)
-        output = translate(generator, image[None])[0]  # test time as in the paper: one image, dropout on
-        path = out_dir / f"{Path(image_path).stem}.png"
-        for n in range(2, len(written) + 2):  # two inputs of the same name (a/1.jpg, b/1.jpg): 1.png, 1-2.png
-            if path not in written:
-                break
-            path = out_dir / f"{Path(image_path).stem}-{n}.png"
-        tf.io.write_file(str(path), tf.io.encode_png(data.to_uint8(output)))
-        written.append(path)
-    return written
+    jobs = translating.plan(generator, inputs, outputs, size=size)  # every input decoded and sized: no write yet
+    generators = translating.Generators(generator)
+    for job in jobs:
+        image = translating.prepare(job, config.direction)
+        output = inference.translate(generators(*job.padded), image[None])[0]  # the paper's test time: one image, dropout on
+        (top, left), (height, width) = translating.crop_offsets(job.size, job.padded), job.size
+        pixels = np.asarray(data.to_uint8(output[top:top + height, left:left + width]))
+        if job.describe():
+            print(job.describe(), file=sys.stderr)
+        try:
+            write_atomically(job.out, functools.partial(Image.fromarray(pixels).save, format="PNG"))
+        except OSError as err:  # checked above; the disk may still fill, or the folder change, under way
+            raise ValueError(f"{job.out}: cannot be written ({err.strerror}); give another --out") from err
+    return [job.out for job in jobs]

@@ -86,6 +86,8 @@ def export_run(run, out) -> Path:
     from p2p import runs
     from p2p.lab import bookruns
 
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"{out}: a file, not a folder: give a folder for generator.json and generator.bin")
     if Path(run, "config.json").exists():
         generator, _ = runs.load_generator(run)
         return export_generator(generator, out, source=f"run {Path(run).name}")

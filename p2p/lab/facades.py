@@ -356,13 +356,28 @@ def make_facades(root, seed: int = 0, size: int = 256, progress: bool = True) ->
     """Write the procedural facades as root/{train,val,test}/<n>.jpg in A|B format (chapter "Data").
 
     The same seed gives the same bytes. A folder already complete for this seed and size is
-    left as it is. Returns the root folder.
+    left as it is, an interrupted one completed; any other folder with files in its train, val or
+    test folders is refused (a user's dataset is never written over). Returns the root folder.
     """
     root = Path(root)
-    stamp, settings = root / "facades.json", json.dumps({"seed": seed, "size": size})
-    if stamp.exists() and stamp.read_text() == settings:
-        return root
-    stamp.unlink(missing_ok=True)
+    stamp, settings = root / "facades.json", {"seed": seed, "size": size}
+    if stamp.exists():
+        try:
+            saved = json.loads(stamp.read_text())
+        except ValueError:
+            saved = {}
+        if {k: saved.get(k) for k in settings} != settings:
+            raise ValueError(f"{root} holds the procedural facades of seed {saved.get('seed')} at {saved.get('size')} "
+                             f"px: give another folder for seed {seed} at {size} px, or delete this one")
+        if saved.get("complete", True):  # stamps from before "complete" were written last
+            return root
+    else:
+        taken = [path for split in SPLITS if (root / split).is_dir() for path in sorted((root / split).iterdir())[:1]]
+        if taken:
+            raise ValueError(f"{root} already holds a dataset ({taken[0]}, ...) that p2p did not write: give a new or "
+                             "empty folder for the procedural facades")
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomically(stamp, lambda file: file.write(json.dumps({**settings, "complete": False}).encode()))
     jobs = [(split, n) for split, count in SPLITS.items() for n in range(1, count + 1)]
     for split in SPLITS:
         (root / split).mkdir(parents=True, exist_ok=True)
@@ -372,5 +387,5 @@ def make_facades(root, seed: int = 0, size: int = 256, progress: bool = True) ->
         # 4:4:4 chroma keeps the label colours
         save = functools.partial(Image.fromarray(pair).save, format="JPEG", quality=90, subsampling=0)
         write_atomically(path, save)  # an interrupted run leaves no truncated .jpg
-    stamp.write_text(settings)  # written last: an interrupted run is redone
+    write_atomically(stamp, lambda file: file.write(json.dumps({**settings, "complete": True}).encode()))  # last
     return root

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
 from PIL import Image
 
 from p2p import data, files, runs
@@ -30,6 +28,7 @@ from p2p.config import Config, get_preset, resolve
 from p2p.inference import moving_statistics_kept, translate
 from p2p.lab import evaluate, facades
 from p2p.lab.experiments import Experiment, Job
+from p2p.lab.translating import rebuilt, size_multiple  # noqa: F401 (the chapter's names; translate uses them too)
 
 # Measures -------------------------------------------------------------------------------------------
 
@@ -74,37 +73,6 @@ def discriminator_verdicts(generator, discriminator, inputs, targets) -> dict[st
     return {"p_real_on_real": float(tf.reduce_mean(real)), "p_real_on_generated": float(tf.reduce_mean(fake)),
             "generated_patches_called_fake": float(tf.reduce_mean(tf.cast(fake < 0.5, tf.float32))),
             "gradient_non_saturating": float(tf.reduce_mean(1.0 - fake)), "gradient_saturating": float(tf.reduce_mean(fake))}
-
-
-def size_multiple(generator) -> int:
-    """What every side of a generator's input must be a multiple of: 2 ** its encoder layers (chapter "Troubleshooting")."""
-    return math.prod(layer.strides[0] for layer in generator.layers if isinstance(layer, layers.Conv2D))
-
-
-def rebuilt(generator, height: int | None = None, width: int | None = None, *, dropout: bool = True) -> keras.Model:
-    """The generator's layers and weights on height x width inputs, and without dropout if asked (chapter "Troubleshooting").
-
-    Every layer is a convolution, a normalisation or elementwise, so the same weights apply to any
-    size whose sides are multiples of `size_multiple(generator)`; the bottleneck is then larger
-    than 1x1. This is how the paper applies a generator trained at 256x256 to 512x512 maps.
-    """
-    height, width = height or generator.input_shape[1], width or generator.input_shape[2]
-    multiple = size_multiple(generator)
-    if height % multiple or width % multiple:
-        fit = lambda side: max(round(side / multiple), 1) * multiple
-        raise ValueError(f"a {height}x{width} input does not fit this generator: its encoder halves the image "
-                         f"{int(math.log2(multiple))} times, so both sides must be multiples of {multiple}. "
-                         f"Resize, pad or crop the image to {fit(height)}x{fit(width)}.")
-
-    def clone(layer):
-        if isinstance(layer, layers.Dropout) and not dropout:
-            return layers.Dropout(0.0, name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
-
-    model = keras.models.clone_model(generator, input_tensors=keras.Input((height, width, generator.input_shape[-1])),
-                                     clone_function=clone)
-    model.set_weights(generator.get_weights())
-    return model
 
 
 def tile(images, rows: int, columns: int):
