@@ -1,12 +1,9 @@
 """p2p: pix2pix (Isola et al., CVPR 2017) in TensorFlow, the companion package of the pix2pix book.
 
-The core, each module explained by the chapter of the same idea: data (paired images, checks,
-jitter, the tf.data pipeline), models (the generator and the PatchGAN), losses, pix2pix (the
-Pix2Pix keras.Model and its train step), optimizers (the paper's Adam), inference (test time, one
-image at a time), config (a run's settings and the presets), training (train: fit into a run
-folder) and runs (run folders: checkpoints, metrics, resuming, load_generator); devices and files
-serve them. The book's tools (the procedural facades, figures, measures, experiments, benchmark)
-are in p2p.lab, which the core never imports.
+The core, each module explained by the chapter of its idea: data, models, losses, pix2pix (the keras.Model and
+its train step), optimizers, inference (test time), config, training (`train`) and runs (run folders); devices
+and files serve them. The book's tools (facades, figures, measures, experiments) are in p2p.lab, which the core
+never imports.
 """
 
 _EXPORTS = {

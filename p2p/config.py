@@ -1,9 +1,7 @@
-"""A run's settings in one frozen dataclass, and the named presets, from the paper's GPU setting to a laptop CPU.
+"""A run's settings in one frozen dataclass, and the named presets (chapter "The training loop").
 
-A `Config` holds every setting that changes what a run trains, each default filled in: the
-data's size and direction, the networks, the objective, the schedule. Two configs are the same
-run when their values are equal, so a resumed run is compared field by field (`differences`);
-how often a run logs or checkpoints is not part of it. Explained in the chapter "The training loop".
+A `Config` holds every setting that changes what a run trains; two runs are the same when their
+Configs are equal (`differences`). How often a run logs or checkpoints is not a setting.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-#: The choices of the settings that take one of a few names.
 CHOICES = {
     "direction": ("BtoA", "AtoB"),
     "upsample": ("transpose", "resize"),
@@ -22,13 +19,25 @@ CHOICES = {
     "reconstruction": ("l1", "l2"),
 }
 
-#: The Python types a setting's annotation admits (a bool is not taken for a number), and how an error names them.
+#: The Python types a setting's annotation admits, and how an error names them.
 TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "int | None": (int, type(None))}
 TYPE_NAMES = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a name",
               "int | None": "a whole number or None"}
 
 #: Settings that say how much to train, not what: a run may be extended to more steps.
 LENGTH = ("preset", "epochs", "steps")
+
+#: The range of each numeric setting: a test, and how an error says it.
+RANGES = {
+    **dict.fromkeys(("image_size", "ngf", "ndf", "batch_size"), (lambda v: v >= 1, "a whole number, at least 1")),
+    "n_layers": (lambda v: v >= 0, "0 or more"),
+    "steps": (lambda v: v is None or v >= 1, "a whole number of steps, at least 1"),
+    "epochs": (lambda v: v > 0, "more than 0"),
+    "lr_decay": (lambda v: 0 <= v < 1, "a share of the steps, from 0 up to 1"),
+    **dict.fromkeys(("l1_weight", "gan_weight"), (lambda v: v >= 0, "0 or more")),
+    "disc_lr_scale": (lambda v: v > 0, "more than 0"),
+    "seed": (lambda v: 0 <= v < 2**31, "from 0 to 2**31 - 1"),  # seed + step seeds NumPy (< 2**32)
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,30 +67,21 @@ class Config:
     # The variants the lab measures against the paper (p2p.lab.variants); these defaults are the paper's
     gan_weight: float = 1.0  # 0: the L1-only ablation
     conditional: bool = True  # False: D sees the output alone (the "GAN" ablation)
-    gan_update: str = "sequential"  # "simultaneous": G's loss from D's verdict before D's update (Lua, TF tutorial)
+    gan_update: str = "sequential"  # "simultaneous": G's loss from D's verdict before D's update (the TF tutorial)
     reconstruction: str = "l1"  # "l2": lambda weighs the mean squared error
     disc_lr_scale: float = 1.0  # multiplies D's learning rate
 
     def __post_init__(self):
         for field in dataclasses.fields(self):  # `--set l1_weight=abc` or a hand-edited config.json: named, not a TypeError
             value = getattr(self, field.name)
-            _require(field.name, value, isinstance(value, TYPES[field.type]) and not (
-                isinstance(value, bool) and field.type not in ("bool", "str")), TYPE_NAMES[field.type])
+            if not isinstance(value, TYPES[field.type]) or isinstance(value, bool) and field.type != "bool":
+                raise ValueError(f"{field.name} must be {TYPE_NAMES[field.type]}, not {value!r}")
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
-        for name in ("image_size", "ngf", "ndf", "batch_size"):
-            _require(name, getattr(self, name), isinstance(getattr(self, name), int) and getattr(self, name) >= 1,
-                     "a whole number, at least 1")
-        _require("n_layers", self.n_layers, isinstance(self.n_layers, int) and self.n_layers >= 0, "0 or more")
-        _require("steps", self.steps, self.steps is None or isinstance(self.steps, int) and self.steps >= 1,
-                 "a whole number of steps, at least 1")
-        _require("epochs", self.epochs, self.epochs > 0, "more than 0")
-        _require("lr_decay", self.lr_decay, 0 <= self.lr_decay < 1, "a share of the steps, from 0 up to 1")
-        for name in ("l1_weight", "gan_weight"):
-            _require(name, getattr(self, name), getattr(self, name) >= 0, "0 or more")
-        _require("disc_lr_scale", self.disc_lr_scale, self.disc_lr_scale > 0, "more than 0")
-        _require("seed", self.seed, 0 <= self.seed < 2**31, "from 0 to 2**31 - 1")  # seed + step seeds NumPy (< 2**32)
+        for name, (holds, what) in RANGES.items():
+            if not holds(getattr(self, name)):
+                raise ValueError(f"{name} must be {what}, not {getattr(self, name)!r}")
 
     def total_steps(self, train_size: int = 400) -> int:
         """`steps`, or `epochs` passes over `train_size` images in batches of `batch_size`."""
@@ -104,11 +104,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> Config:
-        """A Config from `to_dict`'s values, or from a config.json of an earlier p2p (a "preset" and a "model" part).
-
-        A setting it does not know is refused (it may come from a newer p2p), as is one missing
-        from to_dict's layout.
-        """
+        """A Config from `to_dict`'s values or an earlier p2p's config.json; an unknown or missing setting is refused."""
         earlier = isinstance(values.get("preset"), dict)  # the layout before Config: the preset, then the model options
         if earlier:
             preset, model = values["preset"], values.get("model", {})
@@ -127,12 +123,6 @@ class Config:
         return cls(**values)
 
 
-def _require(name, value, holds: bool, what: str) -> None:
-    """Refuse a setting outside its range, naming it."""
-    if not holds:
-        raise ValueError(f"{name} must be {what}, not {value!r}")
-
-
 PRESETS = {
     "paper": Config(preset="paper", lr_decay=0.5),
     "cpu": Config(preset="cpu", image_size=128, ngf=16, ndf=16, n_layers=2, epochs=1.5),
@@ -140,7 +130,6 @@ PRESETS = {
     "tiny": Config(preset="tiny", image_size=32, ngf=8, ndf=8, n_layers=1, epochs=1),
 }
 
-#: What each preset is for.
 DESCRIPTIONS = {
     "paper": "The paper's facades setting: 256x256, ngf = ndf = 64, 70x70 PatchGAN, batch 1, 200 epochs, the learning "
              "rate constant for 100 and decaying linearly to zero over the last 100, as in the official PyTorch code "
@@ -148,20 +137,20 @@ DESCRIPTIONS = {
     "cpu": "A laptop CPU in about a minute: 128x128, ngf = ndf = 16, a 34x34 PatchGAN (the same share of the image as "
            "70x70 at 256), 1.5 epochs (600 steps).",
     "book": "The book runs (p2p.lab.bookruns), trained once and shipped: 128x128, ngf = 16, ndf = 32, a 34x34 PatchGAN, "
-            "75 epochs (30,000 steps); all of them together in about an hour on 2 CPU cores.",
+            "75 epochs (30,000 steps); all four together in about two hours on 2 CPU cores.",
     "tiny": "For tests: 32x32, ngf = ndf = 8, a 16x16 PatchGAN; seconds per run.",
 }
 
 
 def get_preset(name: str, **settings) -> Config:
-    """The preset called `name`, with `settings` replaced; the known names in the error if there is none."""
+    """The preset called `name`, with `settings` replaced (chapter "The training loop")."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return resolve(PRESETS[name], **settings)
 
 
 def resolve(config: Config | str, **settings) -> Config:
-    """A Config from a preset's name or a Config, with `settings` replaced; a misspelt setting is refused, naming them all."""
+    """A Config from a preset's name or a Config, with `settings` replaced (chapter "The training loop")."""
     config = get_preset(config) if isinstance(config, str) else config
     known = {field.name for field in dataclasses.fields(Config)}
     unknown = sorted(set(settings) - known)
@@ -171,7 +160,7 @@ def resolve(config: Config | str, **settings) -> Config:
 
 
 def read(run_dir) -> Config:
-    """The Config of a run folder, from its config.json; an error naming the file if it is missing or unreadable."""
+    """The Config of a run folder, from its config.json (chapter "The training loop")."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json); train one with `python -m p2p train`.")

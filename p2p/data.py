@@ -1,7 +1,4 @@
-"""Paired images: read A|B files, check them, jitter and mirror them, and feed them with tf.data.
-
-Explained in the chapter "Data".
-"""
+"""Paired images: read A|B files, check them, jitter and mirror them, and feed them with tf.data (chapter "Data")."""
 
 from __future__ import annotations
 
@@ -17,12 +14,11 @@ from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
-#: Resize to this fraction of the image size before the random crop (286 for 256).
+#: What jitter resizes to before its random crop, as a fraction of the image size.
 JITTER_SCALE = 286 / 256
 
-#: The most memory `paired_dataset` spends caching a folder's pairs, in bytes (2 GiB). Pairs are cached
-#: at the size jitter crops from, as uint8: 6 x 286 x 286 bytes a pair at 256, so 2 GiB holds about
-#: 4,400 of them (the released maps: 1,096, 0.54 GB). A folder that needs more is decoded on every pass.
+#: The most memory `paired_dataset` spends caching a folder's pairs: about 4,400 pairs at 256 (6 x 286 x 286
+#: uint8 bytes each; the released maps: 1,096). A folder that needs more is decoded on every pass.
 CACHE_BUDGET = 2 * 1024**3
 
 
@@ -31,32 +27,19 @@ class DataError(ValueError):
 
 
 def list_pairs(path) -> list:
-    """Check a dataset folder and return its pairs, sorted by name (chapter "Data").
-
-    A folder of A|B files gives its files. A folder holding A/ and B/ (the layout the official
-    code's combine script starts from), or the (A folder, B folder) that `split_folder` returns
-    for root/A/<split> and root/B/<split>, gives (A file, B file) tuples matched by name.
-    Every file is decoded in full here, so a corrupt, truncated or odd-width image, or a name
-    missing from one side, stops the run before training starts, with its name and what is wrong.
-    Only regular files are read: a FIFO, socket or device named like an image stops it before any file is opened.
-    Hidden files (.DS_Store, ._1.jpg) and sub-folders are passed over; files of other suffixes than
-    IMAGE_SUFFIXES are skipped, with one line on stderr per folder saying how many and which.
-    """
+    """Check a dataset folder, of A|B files or of folders A/ and B/, and return its pairs, sorted (chapter "Data")."""
+    # A/ and B/ is the layout the official combine script starts from; the tuple is what `split_folder` gives.
     if isinstance(path, tuple) or (Path(path, "A").is_dir() and Path(path, "B").is_dir()):
         a_dir, b_dir = path if isinstance(path, tuple) else (Path(path, "A"), Path(path, "B"))
         return _matched_pairs(Path(a_dir), Path(b_dir))
     files = _images(path)
-    for file in files:
+    for file in files:  # each decoded in full: a bad file stops the run before training starts, named
         check_pair_file(file)
     return files
 
 
 def _images(path) -> list[Path]:
-    """The image files of a folder, sorted, each a regular file; DataError if the folder is missing or holds none.
-
-    Hidden files and sub-folders are passed over without a word; other files (of suffixes not in
-    IMAGE_SUFFIXES) are skipped with a one-line note on stderr, printed once however often the folder is listed.
-    """
+    """The image files of a folder, sorted, each a regular file; other files are skipped with a note on stderr."""
     path = Path(path)
     if not path.is_dir():
         if path.exists():
@@ -133,10 +116,7 @@ def _matched_pairs(a_dir: Path, b_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def fingerprint(pairs) -> str:
-    """A short identity of a dataset's files: a hash of their names and sizes, the same wherever it lies (chapter "Data").
-
-    A pair of separate A and B files counts both their sizes.
-    """
+    """A short identity of a dataset's files: a hash of their names and sizes, the same wherever it lies (chapter "Data")."""
     files = [pair if isinstance(pair, tuple) else (pair,) for pair in pairs]
     listing = "".join(f"{Path(f[0]).name}:{':'.join(str(Path(half).stat().st_size) for half in f)}\n"
                       for f in sorted(files, key=lambda f: Path(f[0]).name))
@@ -144,11 +124,7 @@ def fingerprint(pairs) -> str:
 
 
 def split_folder(root, split: str):
-    """Where a split of a dataset lies (chapter "Data").
-
-    root/split when it exists (A|B files with train/val/test); (root/A/split, root/B/split) when
-    either of those exists, for `list_pairs`, `paired_dataset` and `example_batch`; else root itself.
-    """
+    """Where a split of a dataset lies: root/split, (root/A/split, root/B/split), or else root itself (chapter "Data")."""
     root = Path(root)
     if (root / split).is_dir():
         return root / split
@@ -157,14 +133,7 @@ def split_folder(root, split: str):
 
 
 def decode_rgb(file) -> np.ndarray:
-    """Decode an image file as a uint8 (height, width, 3) RGB array with PIL: the one way p2p reads images (chapter "Data").
-
-    Training and `translate` read through here, and the checks through its first step, so all read every file alike,
-    as a photo viewer shows it: a JPEG stored landscape with an EXIF orientation of portrait is read portrait.
-    16-bit images (modes "I;16", "I;16B", "I") are scaled to 8 bits (value / 257, rounded);
-    1-bit, palette, grey, grey+alpha, RGBA and CMYK images become RGB, alpha dropped (as the
-    official code's convert("RGB") does). Raises DataError naming the file if it cannot be used.
-    """
+    """Decode an image file as a uint8 (height, width, 3) RGB array, upright: the one way p2p reads images (chapter "Data")."""
     image = _decode(file)
     if image.mode == "RGB":
         return np.asarray(image)
@@ -173,17 +142,14 @@ def decode_rgb(file) -> np.ndarray:
 
 
 def _decode(file) -> Image.Image:
-    """Decode a file in full with PIL, upright, into RGB or a 16-bit grey mode; DataError naming the file if it cannot be used.
-
-    The checks stop here: whether a file is usable is known before its pixels are copied into an array.
-    """
+    """Decode a file in full with PIL, upright, into RGB or a 16-bit grey mode; DataError naming the file if it cannot be used."""
     _check_file(file)
     try:
         with Image.open(file) as image:
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # turned as its EXIF orientation says, as a photo viewer shows it
             sixteen_bits = image.mode == "I" or image.mode.startswith("I;16")
-            return image if image.mode == "RGB" or sixteen_bits else image.convert("RGB")
+            return image if image.mode == "RGB" or sixteen_bits else image.convert("RGB")  # alpha dropped, as the official code
     except Image.DecompressionBombError as err:  # more pixels than PIL dares to decode
         raise DataError(f"{file}: too large to decode safely ({err}). A picture this size is far beyond what "
                         "pix2pix trains on: downscale it, or remove it if it is not a photo.") from err
@@ -216,7 +182,7 @@ def _check_file(file) -> None:
 
 def check_pair_file(file) -> tuple[int, int]:
     """Decode one A|B image fully and return its (width, height); raise DataError if unusable (chapter "Data")."""
-    width, height = _decode(file).size
+    width, height = _decode(file).size  # not decode_rgb: whether a file is usable is known before its pixels are copied
     if width % 2:
         raise DataError(
             f"{file}: width {width} is odd, so it cannot hold two halves A|B side by side. "
@@ -231,7 +197,7 @@ def load_image(file):
 
 
 def check_direction(direction: str) -> None:
-    """Raise ValueError unless direction is "AtoB" or "BtoA"."""
+    """Raise ValueError unless direction is "AtoB" or "BtoA" (chapter "Data")."""
     if direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be 'AtoB' or 'BtoA', not {direction!r}")
 
@@ -264,17 +230,17 @@ def load_pair(pair, direction: str = "BtoA"):
 
 
 def normalize(image):
-    """Map uint8 [0, 255] to float32 [-1, 1], the range of the generator's tanh."""
+    """Map uint8 [0, 255] to float32 [-1, 1], the range of the generator's tanh (chapter "Data")."""
     return tf.cast(image, tf.float32) / 127.5 - 1.0
 
 
 def to_uint8(image):
-    """Map [-1, 1] back to uint8 [0, 255] for display and saving."""
+    """Map [-1, 1] back to uint8 [0, 255] for display and saving (chapter "Data")."""
     return tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
 
 
 def resize(image, size: int):
-    """Resize to size x size with bicubic interpolation, as the official code does; one of that size is returned as it is."""
+    """Resize to size x size with bicubic interpolation, as the official code does (chapter "Data")."""
     if tuple(image.shape[-3:-1]) == (size, size):  # bicubic at scale 1 would give it back, at a cost
         return image
     return tf.clip_by_value(tf.image.resize(image, [size, size], method="bicubic", antialias=True), -1.0, 1.0)
@@ -304,19 +270,11 @@ def paired_dataset(
     seed: int | None = None,
     cache: bool = True,
 ) -> tf.data.Dataset:
-    """A tf.data pipeline of (input, target) batches in [-1, 1] from a dataset folder (chapter "Data").
-
-    Pairs are checked first (see `list_pairs`, which also says what folders are accepted). Each
-    is decoded with PIL (`decode_rgb`) and each half resized on its own to the size jitter crops
-    from (286 for 256; image_size itself without jitter), then kept as uint8. These are cached in
-    memory when they fit in CACHE_BUDGET, else streamed: decoded again on every pass, as with
-    `cache=False` (the TensorFlow tutorial's way). Then shuffled, cropped and mirrored (when
-    `jitter`: `jitter()` on pairs already at its size only crops and flips them), batched and prefetched.
-    """
+    """A tf.data pipeline of (input, target) batches in [-1, 1] from a dataset folder, checked first (chapter "Data")."""
     check_direction(direction)
     pairs = list_pairs(path)
-    size = int(round(image_size * JITTER_SCALE)) if jitter else image_size
-    cached = cache and len(pairs) * size * size * 6 <= CACHE_BUDGET
+    size = int(round(image_size * JITTER_SCALE)) if jitter else image_size  # each half, resized once to what jitter crops
+    cached = cache and len(pairs) * size * size * 6 <= CACHE_BUDGET  # else decoded on every pass, the TF tutorial's way
 
     def read(index):
         halves = tf.numpy_function(lambda i: _orient(*_read_halves(pairs[i]), direction), [index], [tf.uint8, tf.uint8])
@@ -330,7 +288,7 @@ def paired_dataset(
     if not cached:
         dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(lambda x, y: (normalize(x), normalize(y)), num_parallel_calls=tf.data.AUTOTUNE)
-    if jitter:
+    if jitter:  # on pairs already at its size, jitter() only crops and flips
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
             lambda pair, s: _jitter_pair(pair, image_size, s), num_parallel_calls=tf.data.AUTOTUNE
@@ -339,14 +297,12 @@ def paired_dataset(
 
 
 def example_batch(path, n: int = 4, *, image_size: int = 256, direction: str = "BtoA"):
-    """The first n pairs of a folder as one (inputs, targets) batch, unjittered: fixed examples to compare models on.
-
-    Each half is resized on its own, so files of different sizes make one batch.
-    """
+    """The first n pairs of a folder as one (inputs, targets) batch, unjittered: fixed examples (chapter "Data")."""
     pairs = [load_pair(pair, direction) for pair in list_pairs(path)[:n]]
-    inputs, targets = zip(*((resize(a, image_size), resize(b, image_size)) for a, b in pairs))
+    inputs, targets = zip(*((resize(a, image_size), resize(b, image_size)) for a, b in pairs))  # any sizes make one batch
     return tf.stack(inputs), tf.stack(targets)
 
 
 def _jitter_pair(pair, image_size, seed):
+    """`jitter` on a (input, target) pair; in `paired_dataset` its argument `jitter` hides the function."""
     return jitter(pair[0], pair[1], image_size, seed)

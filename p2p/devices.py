@@ -1,7 +1,6 @@
-"""Where a run computes: the accelerator, the number format, XLA, tf.distribute.
+"""Where a run computes: the accelerator, the number format, XLA, tf.distribute (chapter "Scaling up").
 
-Each setting has an "auto" that picks what measured fastest for the hardware found. Explained in
-the chapter "Scaling up".
+Each setting's "auto" picks what measured fastest on the hardware found.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run folder: yes, unless it is a multi-worker run's non-chief worker."""
+    """Whether this process writes the run folder: yes, unless it is a multi-worker run's non-chief (chapter "Scaling up")."""
     resolver = strategy.cluster_resolver if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
     if resolver is None or not resolver.task_type:  # a single process
         return True
@@ -71,10 +70,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, callbacks) -> None:
-    """`model.fit` for MultiWorkerMirroredStrategy, under which Keras 3's fit fails (keras-team/keras#20585).
-
-    Every worker runs each step on its share of the batch; the logs are means over all replicas.
-    """
+    """`model.fit` for MultiWorkerMirroredStrategy, where Keras 3's fit fails (keras-team/keras#20585; chapter "Scaling up")."""
     options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     iterator = iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
@@ -82,7 +78,7 @@ def fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, callback
     @tf.function
     def train_step(iterator):
         logs = strategy.run(model.train_step, args=(next(iterator),))
-        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}  # over all replicas
 
     callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=steps_per_epoch)
     model.stop_training = False

@@ -11,17 +11,14 @@ from pathlib import Path
 
 
 def write_atomically(path, write, *, text: bool = False) -> Path:
-    """Call write(file) on a temporary file beside `path`, then move it into place: `path` is never half-written.
-
-    The file is binary unless `text` (then opened with newline="" for the csv module).
-    """
+    """Call write(file) on a file beside `path`, then move it into place: never half-written (chapter "The training loop")."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
-        with partial.open("w", newline="") if text else partial.open("wb") as file:
+        with partial.open("w", newline="") if text else partial.open("wb") as file:  # newline="": as the csv module needs
             write(file)
-        partial.replace(path)
+        partial.replace(path)  # atomic: a rename within one folder
     finally:
         with contextlib.suppress(OSError):  # a failed write (a full disk) leaves neither a partial file nor a torn `path`,
             partial.unlink(missing_ok=True)  # and where even this fails (a file in place of a folder), its own error shows
@@ -29,5 +26,5 @@ def write_atomically(path, write, *, text: bool = False) -> Path:
 
 
 def write_json(path, value) -> Path:
-    """Write `value` as indented JSON to `path`, atomically."""
+    """Write `value` as indented JSON to `path`, atomically (chapter "The training loop")."""
     return write_atomically(path, lambda file: file.write(json.dumps(value, indent=2) + "\n"), text=True)

@@ -1,10 +1,7 @@
-"""Test time as the paper runs it: every image through the generator on its own, dropout on.
+"""Test time as the paper runs it: every image through the generator on its own, dropout on (chapter "The training loop").
 
-The paper keeps dropout on at test time and lets BatchNorm normalise with the statistics of
-the test batch, which is one image (its appendix and code test at batch size 1). Passing a
-batch of several test images to `generator(x, training=True)` would pool BatchNorm's statistics
-across them, so that each output depends on the other images. `translate` is the one way test
-images reach a generator in p2p. Explained in the chapter "The training loop".
+The paper tests at batch size 1 with `training=True`, BatchNorm using the test image's own statistics: a batch of
+several would pool them, each output depending on the others. `translate` is the one way test images reach a generator.
 """
 
 from __future__ import annotations
@@ -21,21 +18,15 @@ _TRANSLATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def translate(generator: keras.Model, inputs, *, dropout: bool = True) -> tf.Tensor:
-    """Translate a batch of test images one image at a time, the paper's way (chapter "The training loop").
-
-    Each image goes through the generator alone with `training=True`: dropout on (off with
-    `dropout=False`, which makes the result deterministic) and BatchNorm normalising it by its
-    own statistics. BatchNorm's moving averages, which pix2pix never uses, are left as they were.
-    Returns float32 outputs of the inputs' batch shape.
-    """
+    """Translate a batch of test images one at a time, the paper's way (chapter "The training loop")."""
     inputs = tf.convert_to_tensor(inputs, tf.float32)
     if inputs.shape.rank == 3:
         raise ValueError(f"translate takes a batch of images (batch, height, width, channels), not one image of "
                          f"shape {tuple(inputs.shape)}: pass image[None]")
     translators = _TRANSLATORS.setdefault(generator, {})
-    if dropout not in translators:
+    if dropout not in translators:  # dropout=False: a deterministic translator
         translators[dropout] = _one_by_one(generator, dropout)
-    with moving_statistics_kept(generator):
+    with moving_statistics_kept(generator):  # BatchNorm's moving averages, which pix2pix never uses, stay as they were
         return translators[dropout](inputs)
 
 
@@ -54,8 +45,7 @@ def moving_statistics_kept(model: keras.Model):
 
 def _one_by_one(generator: keras.Model, dropout: bool):
     """A tf.function mapping the generator over a batch, one image per call, in order."""
-    # A partial, not a closure: TensorFlow counts retracing per code object, and would warn
-    # about "retracing" when several generators each trace their own translator once.
+    # A partial, not a closure: TensorFlow counts retracing per code object, and would warn when several generators trace once.
     return tf.function(functools.partial(_translate_each, generator, dropout), reduce_retracing=True)
 
 

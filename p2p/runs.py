@@ -1,11 +1,7 @@
-"""Run folders: what a training run writes, so that it survives a kill and can be read back.
+"""Run folders: what a training run writes, so that it survives a kill and can be read back (chapter "The training loop").
 
-A run folder holds config.json, checkpoints/, metrics.csv (one row per `log_every` steps,
-with a `step` column), logs/ (TensorBoard) and samples/ (input | output | target images).
-Started again with the same folder, a run resumes from its last checkpoint and metrics.csv
-continues from that step. A full disk stops the run with `DiskFull`, naming the file; a damaged
-latest checkpoint is skipped for the one before it. A compact folder (a book run, `p2p.lab.bookruns`)
-holds config.json and generator.npz instead of checkpoints. Explained in the chapter "The training loop".
+A run folder holds config.json, checkpoints/, metrics.csv (a row per `log_every` steps), logs/ (TensorBoard) and
+samples/; a compact one (a book run, `p2p.lab.bookruns`) holds config.json and generator.npz instead of checkpoints.
 """
 
 from __future__ import annotations
@@ -37,23 +33,19 @@ from p2p.pix2pix import METRICS
 
 
 class RunInUse(RuntimeError):
-    """Another process is training into this run folder."""
+    """Another process is training into this run folder (chapter "The training loop")."""
 
 
 class DiskFull(OSError):
-    """A write to a run folder failed for want of space; the run resumes from its last checkpoint once there is some."""
+    """A write to a run folder failed for want of space (chapter "The training loop")."""
 
 
 @contextlib.contextmanager
 def writing(path):
-    """Turn a full disk (or quota) while writing `path` into DiskFull naming it and the fix (chapter "The training loop").
-
-    Python says so with OSError ENOSPC or EDQUOT; TensorFlow's writers (checkpoints, TensorBoard)
-    with ResourceExhaustedError.
-    """
+    """Turn a full disk (or quota) while writing `path` into DiskFull naming it and the fix (chapter "The training loop")."""
     try:
         yield
-    except (OSError, tf.errors.ResourceExhaustedError) as err:
+    except (OSError, tf.errors.ResourceExhaustedError) as err:  # TensorFlow's writers (checkpoints, TensorBoard) raise the latter
         if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):  # other errors, a DiskFull, go on
             raise
         raise DiskFull(f"{path}: the disk is full; free space, then run the same command again "
@@ -65,11 +57,7 @@ RUN_FILES = ("lock", "config.json", "checkpoints", "logs", "metrics.csv", "sampl
 
 
 def check_run_folder(run_dir) -> None:
-    """Refuse a run folder that is a file, or a folder of anything but a run's files (chapter "The training loop").
-
-    A new or empty folder starts a run and a run folder resumes; any other folder (the current
-    one or / given by mistake, a dataset) is the user's, and nothing is written into it.
-    """
+    """Refuse a run folder that is a file, or a folder of the user's, not a run's (chapter "The training loop")."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir}: a file, not a folder: give a folder for the run (a new one starts it).")
@@ -83,19 +71,16 @@ def check_run_folder(run_dir) -> None:
 
 @contextlib.contextmanager
 def lock(run_dir):
-    """Hold a lock on run_dir while training: a second process training into it is refused, naming this one.
-
-    The lock is the operating system's (flock) on the folder itself, so it is released when the
-    process ends in any way, even killed, and deleting a file cannot release it; run_dir/lock only
-    says who holds it. Where flock does not exist (Windows), nothing is locked.
-    """
+    """Lock run_dir while training: another process training into it is refused, naming this one (chapter "The training loop")."""
     try:
         import fcntl
-    except ImportError:
+    except ImportError:  # no flock (Windows): nothing is locked
         yield
         return
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # flock on the folder itself: released when the process ends, even killed, and no deleted file releases it;
+    # run_dir/lock only says who holds it.
     folder = os.open(run_dir, os.O_RDONLY)
     try:
         try:
@@ -116,17 +101,13 @@ def lock(run_dir):
 
 
 def start_config(run_dir: Path, config: Config, data_identity: dict, write: bool = True) -> None:
-    """Write config.json for a new run (when `write`); refuse to resume a run that was started with other settings or data.
-
-    `data_identity` is {"path": ..., "fingerprint": ...} of the training files; the same files
-    elsewhere (the same fingerprint) are the same data. Saved beside the settings.
-    """
+    """Write a new run's config.json (if `write`); refuse to resume with other settings or data (chapter "The training loop")."""
     path = Path(run_dir) / "config.json"
     if path.exists():
         saved = configs.read(run_dir)
         changed = saved.differences(config)
         saved_data = json.loads(path.read_text()).get("data")
-        if _data_identity(saved_data) not in (data_identity["fingerprint"], data_identity["path"]):
+        if _data_identity(saved_data) not in (data_identity["fingerprint"], data_identity["path"]):  # files moved: the same data
             changed.append("data (other files than the run was trained on)")
         if changed:  # more steps may be asked for: that continues a finished run
             raise ValueError(
@@ -144,7 +125,7 @@ def _data_identity(data):
 
 
 def checkpoint_of(model) -> tf.train.Checkpoint:
-    """Everything a resumed run needs: both networks and both optimizers (with the step count)."""
+    """Everything a resumed run needs: both networks and both optimizers, with the step count (chapter "The training loop")."""
     return tf.train.Checkpoint(
         generator=model.generator,
         discriminator=model.discriminator,
@@ -154,11 +135,7 @@ def checkpoint_of(model) -> tf.train.Checkpoint:
 
 
 class RunLogger(keras.callbacks.Callback):
-    """Every `log_every` steps a row of metrics.csv and TensorBoard scalars; every checkpoint, a checkpoint and a sample image.
-
-    Steps are counted by the optimizer, so a run that stops between logging intervals (its
-    last step, or an interruption) is logged and checkpointed at the step it reached.
-    """
+    """Logs each `log_every` steps (metrics.csv, TensorBoard); checkpoints and samples when due (chapter "The training loop")."""
 
     def __init__(self, run_dir: Path, manager, checkpoint_every, sample_batch, last_step):
         super().__init__()
@@ -172,7 +149,7 @@ class RunLogger(keras.callbacks.Callback):
         self.saved = int(self.model.gen_optimizer.iterations.numpy())  # the checkpoint the run starts from
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.gen_optimizer.iterations.numpy())
+        step = int(self.model.gen_optimizer.iterations.numpy())  # a run stopped inside an interval: the step it reached
         row = {"step": step, **{name: float(logs[name]) for name in METRICS}}
         append_metrics(self.run_dir / "metrics.csv", row)
         with writing(self.run_dir / "logs"), self.writer.as_default(step=step):
@@ -192,7 +169,7 @@ class RunLogger(keras.callbacks.Callback):
 
 
 def append_metrics(path: Path, row: dict) -> None:
-    """Append one row to a metrics CSV, writing the header when the file is new."""
+    """Append one row to a metrics CSV, writing the header when the file is new (chapter "The training loop")."""
     new = not path.exists()
     with writing(path), path.open("a", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(row))
@@ -202,25 +179,21 @@ def append_metrics(path: Path, row: dict) -> None:
 
 
 def read_metrics(path) -> dict[str, np.ndarray]:
-    """metrics.csv as columns of floats: {"step": ..., "gen_total": ..., ...}."""
+    """metrics.csv as columns of floats: {"step": ..., "gen_total": ..., ...} (chapter "The training loop")."""
     with Path(path).open() as file:
         rows = list(csv.DictReader(file))
     return {key: np.array([float(r[key]) for r in rows]) for key in (rows[0] if rows else ["step"])}
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop the rows after `last_step`, and a last line cut short by a kill or a full disk (chapter "The training loop").
-
-    The steps after the last checkpoint are trained again on resume; a header cut short goes
-    with the file, which append_metrics then starts again.
-    """
+    """Drop the rows after `last_step`, trained again on resume, and a line cut short by a kill (chapter "The training loop")."""
     if not path.exists():
         return
     with path.open(newline="") as file:
         text = file.read()
     reader = csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1]))  # only whole lines: a cut one has no end
     rows = [r for r in reader if int(r["step"]) <= last_step]
-    if reader.fieldnames is None:  # not even a whole header
+    if reader.fieldnames is None:  # not even a whole header: append_metrics starts the file again
         path.unlink()
         return
     kept = io.StringIO()
@@ -233,7 +206,7 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 
 
 def save_sample(model, batch, path: Path) -> None:
-    """Save input | output | target rows for a fixed batch, as generated at test time."""
+    """Save input | output | target rows for a fixed batch, as generated at test time (chapter "The training loop")."""
     inputs, targets = batch
     outputs = translate(model.generator, inputs)
     rows = [np.concatenate(row, axis=1) for row in zip(inputs, outputs, targets)]
@@ -243,11 +216,7 @@ def save_sample(model, batch, path: Path) -> None:
 
 
 def load_generator(run_dir) -> tuple[keras.Model, Config]:
-    """The generator of a run folder and the run's Config (chapter "The training loop").
-
-    A run folder written by `train` gives its latest checkpoint; a compact one (a book run, see
-    `p2p.lab.bookruns`) gives its generator.npz.
-    """
+    """A run folder's generator, from its latest checkpoint or generator.npz, and its Config (chapter "The training loop")."""
     run_dir = Path(run_dir)
     config = configs.read(run_dir)
     generator = Generator(config.image_size, config.ngf, config.skips, upsample=config.upsample, norm=config.norm)
@@ -262,15 +231,10 @@ def load_generator(run_dir) -> tuple[keras.Model, Config]:
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, directory):
-    """Restore the newest readable checkpoint a CheckpointManager kept in `directory` (chapter "The training loop").
-
-    A damaged one (cut short, emptied) is skipped for the one before it, with a warning naming
-    it; ValueError when none can be read. Returns the restore's status, for its assertions, or
-    None when `directory` has no checkpoint.
-    """
+    """Restore the newest readable checkpoint in `directory`: its status, or None if none (chapter "The training loop")."""
     state = tf.train.get_checkpoint_state(str(directory))
     damaged = []
-    for path in reversed(state.all_model_checkpoint_paths if state else []):
+    for path in reversed(state.all_model_checkpoint_paths if state else []):  # newest first, past damaged ones
         try:
             return checkpoint.restore(path)
         except (tf.errors.OpError, IndexError) as err:  # a data file cut short raises IndexError
@@ -285,7 +249,7 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory):
 
 
 def set_weights_from(model: keras.Model, path) -> None:
-    """Load weights written by `save_weights_to` into a model of the same architecture."""
+    """Load weights written by `save_weights_to` into a model of the same architecture (chapter "The training loop")."""
     with np.load(path) as saved:
         weights = [saved[key].astype(np.float32) for key in sorted(saved.files)]
     expected = [tuple(w.shape) for w in model.get_weights()]

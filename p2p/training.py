@@ -27,10 +27,7 @@ from p2p.pix2pix import Pix2Pix
 
 
 def build_networks(config: Config, disc_channels: int = 6) -> tuple[keras.Model, keras.Model]:
-    """The generator and discriminator of `config`, computing in its precision (chapter "The training loop").
-
-    D sees the (input, output) pair: 6 channels.
-    """
+    """The generator and discriminator of `config`, computing in its precision (chapter "The training loop")."""
     outer_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(devices.resolve_precision(config.precision))  # layers take it when built
     try:
@@ -42,7 +39,7 @@ def build_networks(config: Config, disc_channels: int = 6) -> tuple[keras.Model,
 
 
 def refuse_variants(config: Config) -> None:
-    """Refuse a Config with the settings of the lab's variants, which `Pix2Pix` does not train."""
+    """Refuse a Config with the settings of the lab's variants, which `Pix2Pix` does not train (chapter "The training loop")."""
     variants = config.variant_settings()
     if variants:
         raise ValueError(f"{', '.join(f'{k}={v!r}' for k, v in variants.items())}: a variant of the paper that "
@@ -50,12 +47,7 @@ def refuse_variants(config: Config) -> None:
 
 
 def build_model(config: Config, *, jit_compile: bool | str = "auto") -> Pix2Pix:
-    """A compiled Pix2Pix for `config`, both optimizers the paper's Adam (chapter "The training loop").
-
-    With `config.lr_decay` > 0 and `config.steps` set, both learning rates fall linearly to zero
-    over that last share of the steps, as in the official PyTorch code (the paper preset: its
-    second half). `jit_compile` is XLA: "auto" turns it on with a GPU or TPU (`p2p.devices`).
-    """
+    """A compiled Pix2Pix for `config`, both optimizers the paper's Adam, XLA per `jit_compile` (chapter "The training loop")."""
     refuse_variants(config)
     generator, discriminator = build_networks(config)
     model = Pix2Pix(generator, discriminator, l1_weight=config.l1_weight)
@@ -66,7 +58,7 @@ def build_model(config: Config, *, jit_compile: bool | str = "auto") -> Pix2Pix:
 
 
 class ProgressBar(keras.callbacks.Callback):
-    """One tqdm bar over the whole run (not one per `fit` epoch), with the latest losses."""
+    """One tqdm bar over the whole run (not one per `fit` epoch), with the latest losses (chapter "The training loop")."""
 
     def __init__(self, total: int, initial: int):
         super().__init__()
@@ -85,7 +77,7 @@ class ProgressBar(keras.callbacks.Callback):
 
 
 class StopAtStep(keras.callbacks.Callback):
-    """End `fit` after exactly `steps` steps, inside its last logging interval if need be."""
+    """End `fit` after exactly `steps` steps, inside its last logging interval if need be (chapter "The training loop")."""
 
     def __init__(self, steps: int):
         super().__init__()
@@ -101,22 +93,18 @@ class StopAtStep(keras.callbacks.Callback):
 
 
 class NonFiniteLoss(ArithmeticError):
-    """Training stopped because a loss became NaN or infinite; the run folder keeps its last good checkpoint."""
+    """Training stopped because a loss became NaN or infinite (chapter "The training loop")."""
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """After every step: stop the run with NonFiniteLoss, naming the step, as soon as a loss is NaN or infinite.
-
-    It runs before the step's metrics row or checkpoint could be written, so a NaN model is
-    never saved over the last good checkpoint. Like Keras' TerminateOnNaN it reads the losses
-    after every step, which waits for the step to finish.
-    """
+    """Stop the run with NonFiniteLoss, naming the step, as soon as a loss is NaN or infinite (chapter "The training loop")."""
 
     def __init__(self, run_dir: Path):
         super().__init__()
         self.run_dir = run_dir
 
     def on_train_batch_end(self, batch, logs=None):
+        # Reading the losses waits for the step to finish, as Keras' TerminateOnNaN does.
         bad = {name: float(value) for name, value in logs.items() if not math.isfinite(float(value))}
         if bad:
             step = int(self.model.gen_optimizer.iterations.numpy())
@@ -145,27 +133,21 @@ def train(
 ) -> Pix2Pix:
     """Train (or resume) a run in `run_dir` on the A|B images of `data_dir` (chapter "The training loop").
 
-    `config` is a Config or a preset's name; `settings` replace its fields (`steps=`, `seed=`,
-    `l1_weight=`, ...). `steps` defaults to the preset's epochs over the training set. `build`
-    makes the model from the Config (`build_model`; the lab's variants bring their own). With
-    `until`, training stops at that step of the run (its learning-rate schedule still spans
-    `steps`): the book runs are measured on the way. Returns the trained model.
+    `config` is a Config or a preset's name, its fields replaced by `settings` (`steps=`, `seed=`, ...; `steps`
+    defaults to its epochs over the training set); `build` makes the model (the lab's variants bring their own);
+    `until` stops at that step, the schedule still spanning `steps`. Returns the trained model.
 
-    Exactly `steps` steps are trained, and the same call with more steps continues a finished
-    run; a run folder is resumed only with the same settings (`Config.differences`), whatever
-    the logging and checkpoint intervals (a checkpoint is written at the first logged step past
-    each multiple of `checkpoint_every`, which is at least `log_every`).
-    Options are checked, and the networks built, before anything is written; `run_dir` is a new
-    or empty folder, or a run folder (`p2p.runs.check_run_folder`). While it trains, the run
-    folder is locked against other processes (`p2p.runs.lock`); Ctrl-C or SIGTERM saves a
-    checkpoint at the step reached; a NaN or infinite loss stops it (`NonFiniteLoss`), keeping
-    the last good checkpoint; a full disk stops it (`p2p.runs.DiskFull`), naming the file.
-    Resuming skips a damaged latest checkpoint for the one before it, and repairs a metrics.csv
-    cut short.
+    Exactly `steps` steps are trained, and more steps continue a finished run; a run folder resumes only with the
+    same settings (`Config.differences`), whatever `log_every` and `checkpoint_every` (a checkpoint at the first
+    logged step past each multiple). Options are checked and the networks built before anything is written into
+    `run_dir` (new, empty or a run folder), which is locked against other processes. Ctrl-C or SIGTERM saves a
+    checkpoint at the step reached; a NaN or infinite loss (`NonFiniteLoss`) or a full disk (`runs.DiskFull`)
+    stops the run, keeping the last good checkpoint. Resuming skips a damaged latest checkpoint and repairs a
+    metrics.csv cut short.
 
-    `strategy` is a tf.distribute.Strategy or a name for `p2p.devices.make_strategy`. With
-    "multi-worker" every worker runs this same call with the same `run_dir`, on a filesystem they
-    all share: all restore from the chief's checkpoints, only the chief writes the run folder.
+    `strategy` is a tf.distribute.Strategy or a name for `devices.make_strategy`. With "multi-worker" every worker
+    makes this same call, `run_dir` on a filesystem they share: all restore from the chief's checkpoints, only
+    the chief writes.
     """
     config = resolve(config, **settings)
     if build is build_model:
@@ -181,7 +163,8 @@ def train(
     if strategy is None or isinstance(strategy, str):  # first: a multi-worker strategy precedes any TF op
         strategy = devices.make_strategy(strategy or "default")
     chief = devices.is_chief(strategy)
-    train_files = data.list_pairs(data.split_folder(data_dir, "train"))
+    train_dir = data.split_folder(data_dir, "train")
+    train_files = data.list_pairs(train_dir)
     config = dataclasses.replace(config, steps=config.total_steps(len(train_files)),
                                  precision=devices.resolve_precision(config.precision))
     steps = min(until or config.steps, config.steps)  # where this call stops
@@ -190,7 +173,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():  # before anything is written: a size the networks cannot take is refused here
         model = build(config, jit_compile=jit_compile)
-    with runs.lock(run_dir) if chief else contextlib.nullcontext():  # one process per run folder
+    with runs.lock(run_dir) if chief else contextlib.nullcontext():
         runs.start_config(run_dir, config, data_identity, write=chief)
         scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")  # non-chiefs write here
         out_dir = run_dir if chief else Path(scratch.name)
@@ -213,14 +196,14 @@ def train(
 
         keras.utils.set_random_seed(config.seed + done)  # a resumed run does not replay the same dropout masks
         dataset = data.paired_dataset(
-            data.split_folder(data_dir, "train"), image_size=config.image_size, direction=config.direction,
+            train_dir, image_size=config.image_size, direction=config.direction,
             batch_size=config.batch_size * strategy.num_replicas_in_sync, seed=config.seed + done,
         ).repeat()
         has_val = any((Path(data_dir) / sub / "val").is_dir() for sub in (".", "A", "B"))  # A|B files, or A/ and B/
         sample_dir = data.split_folder(data_dir, "val" if has_val else "train")
         sample_batch = data.example_batch(sample_dir, image_size=config.image_size, direction=config.direction)
         logger = runs.RunLogger(out_dir, manager, checkpoint_every, sample_batch, last_step=steps)
-        callbacks = [StopOnNonFiniteLoss(out_dir), StopAtStep(steps), logger]
+        callbacks = [StopOnNonFiniteLoss(out_dir), StopAtStep(steps), logger]  # first: a NaN model is never checkpointed
         if progress and chief:
             callbacks.append(ProgressBar(steps, done))
         # whole logging intervals from `done`; StopAtStep ends the last one at exactly `steps`
@@ -246,11 +229,8 @@ def train(
 
 @contextlib.contextmanager
 def sigterm_interrupts():
-    """While in the block, SIGTERM (kill, Docker, Colab) raises KeyboardInterrupt, as Ctrl-C does (chapter "The training loop").
-
-    Signal handlers belong to the main thread: elsewhere SIGTERM keeps its handler.
-    """
-    if threading.current_thread() is not threading.main_thread():
+    """In the block, SIGTERM (kill, Docker, Colab) raises KeyboardInterrupt, as Ctrl-C does (chapter "The training loop")."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
         yield
         return
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)

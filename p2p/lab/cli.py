@@ -127,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                        help="auto: mixed float16 on a GPU, mixed bfloat16 on a TPU, float32 on a CPU")
     train.add_argument("--gan-update", default="sequential", choices=["sequential", "simultaneous"],
-                       help="D's step then G's against the updated D (PyTorch), or both from one D pass (Lua, TF tutorial)")
+                       help="D's step then G's against the updated D (PyTorch), or both from one D pass (the TF tutorial)")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="any other setting of p2p.config.Config, e.g. --set l1_weight=10 --set skips=false")
     train.add_argument("--log-every", type=whole(1), default=50, help="steps per metrics.csv row")

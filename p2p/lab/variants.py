@@ -1,8 +1,9 @@
 """The variants of the paper's training that the book measures, beside `p2p.Pix2Pix` and checked against it.
 
 `Pix2PixVariant` trains what a `Config`'s variant settings ask for: the L1-only and GAN ablations
-(`gan_weight=0`, `conditional=False`), the TensorFlow tutorial's and Lua's simultaneous update
-(`gan_update="simultaneous"`), an L2 reconstruction term, a scaled learning rate for D. With the
+(`gan_weight=0`, `conditional=False`), the TensorFlow tutorial's simultaneous update
+(`gan_update="simultaneous"`; Lua's is between the two: G's loss from D's verdict before its update,
+its gradient through the updated D), an L2 reconstruction term, a scaled learning rate for D. With the
 paper's settings it takes the same steps as `p2p.Pix2Pix` (tests/test_variants.py). Explained in
 the chapters "Reproducing the paper" and "Troubleshooting".
 """
