@@ -40,6 +40,13 @@ def objective(text, kinds):
                           re.MULTILINE))
     assert abs(float(moved["halved loss"]) - 1) < 0.02 and float(off["halved loss"]) < 10  # Adam: the scale cancels
     assert float(moved["whole loss, half the learning rate"]) < 0.8 and float(off["whole loss, half the learning rate"]) > 30
+    # what is left of the halving is Adam's epsilon: made negligible, the halved loss keeps to the whole loss's path
+    first = re.search(r"^halved loss, after one step +moves D \d\.\d+ times .* (\d+\.\d)% of the way off", text, re.MULTILINE)
+    assert first and 0 < float(first.group(1)) < float(off["halved loss"])
+    negligible = re.search(r"^halved loss, epsilon 1e-30 instead of 1e-7 +moves D (\d\.\d+) times .* (\d+\.\d)% of the way off",
+                           text, re.MULTILINE)
+    assert negligible and negligible.group(1) == "1.000" and float(negligible.group(2)) < 0.1
+    assert "0.032 |g| (t = 1), 0.141 |g| (t = 20)" in text  # sqrt(v) without bias correction, which epsilon is added to
     assert "book run 'l1' (" in text and "book run 'l1-cgan' (" in text  # the provenance of what it loaded
     table = _table(text, ["ground truth", "L1 + cGAN", "L1"])
     assert table["ground truth"]["l1"] == 0.0
@@ -57,6 +64,14 @@ def generator(text, kinds):
     rows = re.findall(r"window contrast (-?\d+\.\d+), L1 to ground truth (\d+\.\d+)", text)
     assert len(rows) == 4 and all(abs(float(w)) < 10 and 0 < float(l1) < 1 for w, l1 in rows)
     assert re.search(r"real photos +window contrast 0\.\d\d", text)
+    darker = re.search(r"windows darker than the wall in (\d+)% of the 106 test photos", text)
+    assert darker and 50 < int(darker.group(1)) < 100  # most real facades, not all: the text quotes the share
+    contrast = dict(re.findall(r"^(encoder-decoder, L1 \+ cGAN|encoder-decoder, L1|U-Net, L1 \+ cGAN|U-Net, L1) +window contrast "
+                               r"(-?\d+\.\d+)", text, re.MULTILINE))
+    real = float(re.search(r"real photos +window contrast (\d\.\d\d)", text).group(1))
+    # the encoder-decoder loses the layout with either loss, the U-Net carries it across
+    assert all(float(contrast[f"encoder-decoder, {loss}"]) < 0.6 * real < real < float(contrast[f"U-Net, {loss}"])
+               for loss in ("L1", "L1 + cGAN"))
 
 
 def patchgan(text, kinds):
@@ -64,7 +79,11 @@ def patchgan(text, kinds):
         assert f"n_layers={n}: computed {field}, measured ({field}, {field})" in text
     probabilities = [float(v) for v in re.findall(r"pair (\d\.\d\d)", text)]
     assert len(probabilities) == 2 and all(0 <= p <= 1 for p in probabilities)
-    assert re.search(r"over the 106 test pairs: mean p\(real\) \d\.\d\d for real pairs", text)
+    # the pair shown is a typical one (the median of D's margins), and D ranks it as it ranks nearly all of them
+    assert re.search(r"test pair \d+ of 106, at the median of D's margins", text) and probabilities[0] > probabilities[1]
+    ranked = re.search(r"over the 106 test pairs: mean p\(real\) (\d\.\d\d) for real pairs, (\d\.\d\d) for generated ones; "
+                       r"D ranks the real pair above the generated one for (\d+)% of the label maps", text)
+    assert ranked and float(ranked.group(1)) > 0.5 > float(ranked.group(2)) and int(ranked.group(3)) >= 95
 
 
 def training(text, kinds):
@@ -101,6 +120,10 @@ def scaling(text, kinds):
     assert re.search(r"p2p, simultaneous update +\d+\.\d\d steps/s +\d\.\d\dx the tutorial's step", text)
     for gan_update in ("sequential", "simultaneous"):
         assert re.search(gan_update + r" +largest .*the same training, up to float rounding: True", text)
+    # at the tutorial's own scale (D's summed loss) the runs differ through Adam's epsilon: more than rounding, still small
+    summed = re.search(r"against the tutorial's summed D loss: largest relative difference of a loss (\S+), of the weight "
+                       r"updates after 5 steps (\S+)", text)
+    assert summed and 1e-4 < float(summed.group(2)) < 0.05 and float(summed.group(1)) < 1e-3
     assert "mixed_float16   layers compute in float16" in text and "LossScaleOptimizer" in text
     assert "mixed_bfloat16  layers compute in bfloat16" in text
     assert "worker 0 finished: exit code 0" in text and "worker 1 finished: exit code 0" in text

@@ -1,14 +1,14 @@
 """The generator (U-Net or encoder-decoder) and the PatchGAN discriminator of the paper's appendix 6.1.
 
 Layer for layer and parameter for parameter these follow the paper and, where it is silent,
-the official PyTorch code. Explained in the chapters "The generator" and "The PatchGAN
-discriminator".
+the official PyTorch code. Each model is built from small blocks (`downsample`, `upsample`,
+`discriminator_block`) that also run on their own on a tensor. Explained in the chapters
+"The generator" and "The PatchGAN discriminator".
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import keras
 from keras import layers
@@ -19,13 +19,6 @@ def _init():
     return keras.initializers.RandomNormal(0.0, 0.02)
 
 
-def _batch_norm(name):
-    """BatchNorm with the official code's settings: momentum 0.1 (PyTorch's), eps 1e-5, gamma ~ N(1, 0.02)."""
-    return layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name
-    )
-
-
 #: How the generator's decoder doubles a map's size: a transposed convolution (the paper's), or resize-then-convolve.
 UPSAMPLES = ("transpose", "resize")
 
@@ -33,19 +26,48 @@ UPSAMPLES = ("transpose", "resize")
 NORMS = ("batch", "instance")
 
 
-def _norm(kind: str, name: str):
-    """The generator's normalisation layer: `_batch_norm`, or InstanceNorm without scale or offset as in the official code."""
+def _norm(name: str, kind: str = "batch"):
+    """BatchNorm as the official code sets it (momentum 0.1 in PyTorch's terms, eps 1e-5, gamma ~ N(1, 0.02)), or InstanceNorm."""
     if kind == "batch":
-        return _batch_norm(f"{name}_bn")
-    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=f"{name}_in")
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
+                                         name=f"{name}_bn")
+    return layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False, scale=False, name=f"{name}_in")  # no scale, offset
 
 
-def _upsample(kind: str, filters: int, name: str, use_bias: bool = False) -> list:
-    """The layers that double a map's size: a 4x4 stride-2 transposed convolution, or nearest resize then a 3x3 convolution."""
-    if kind == "transpose":
-        return [layers.Conv2DTranspose(filters, 4, 2, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")]
-    return [layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize"),
-            layers.Conv2D(filters, 3, 1, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")]
+def downsample(x, filters: int, name: str, *, activation: bool = True, normalise: bool = True, norm: str = "batch"):
+    """One encoder block, halving the map: LeakyReLU(0.2), 4x4 stride-2 convolution, BatchNorm (chapter "The generator").
+
+    Called on a real tensor it runs at once with new random weights, BatchNorm in inference mode.
+    """
+    if activation:  # not in the first block, which sees the image itself
+        x = layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+    x = layers.Conv2D(filters, 4, 2, "same", use_bias=False, kernel_initializer=_init(), name=f"{name}_conv")(x)
+    if normalise:  # not in the first block, nor in the 1x1 bottleneck
+        x = _norm(name, norm)(x)
+    return x
+
+
+def upsample(x, filters: int, name: str, *, dropout: float = 0.0, normalise: bool = True, norm: str = "batch",
+             kind: str = "transpose"):
+    """One decoder block, doubling the map: ReLU, 4x4 transposed convolution, BatchNorm, dropout (chapter "The generator").
+
+    Called on a real tensor it runs at once with new random weights, BatchNorm in inference mode and no dropout.
+    """
+    use_bias = not normalise  # a bias only where no normalisation follows: in the output block
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    if kind == "transpose":  # the paper's
+        x = layers.Conv2DTranspose(filters, 4, 2, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")(x)
+    else:  # "resize" (chapter "Troubleshooting"): nearest-neighbour doubling, then a 3x3 convolution
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+        x = layers.Conv2D(filters, 3, 1, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")(x)
+    if normalise:
+        x = _norm(name, norm)(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+_upsample = upsample  # inside Generator, `upsample` is the option naming the kind (transpose or resize)
 
 
 def generator_filters(image_size: int, ngf: int = 64) -> list[int]:
@@ -72,11 +94,11 @@ def Generator(
 ) -> keras.Model:
     """The paper's U-Net generator, or its encoder-decoder with `skips=False` (chapter "The generator").
 
-    Encoder: C64-C128-C256-C512-C512-... down to 1x1, LeakyReLU(0.2), no BatchNorm on the first
-    layer nor (unless `bottleneck_norm`, the TensorFlow tutorial's choice) on the 1x1 bottleneck.
-    Decoder: ReLU, transposed convolutions, BatchNorm, dropout in the first three blocks; with
-    skips, encoder layer i is concatenated to decoder layer n - i. The output is tanh in [-1, 1]
-    (`out_activation="linear"` gives logits, as for the FCN-score segmenter).
+    Encoder: C64-C128-C256-C512-C512-... down to 1x1, no BatchNorm on the first block nor
+    (unless `bottleneck_norm`, the TensorFlow tutorial's choice) on the 1x1 bottleneck.
+    Decoder: dropout in its first three blocks; with skips, encoder block i is concatenated to
+    decoder block n - i. The output is tanh in [-1, 1] (`out_activation="linear"` gives logits,
+    as for the FCN-score segmenter).
 
     Two departures from the paper, for the chapter "Troubleshooting": `upsample="resize"` doubles
     the decoder's maps by nearest-neighbour resizing then a 3x3 convolution (against checkerboard
@@ -85,42 +107,38 @@ def Generator(
     for option, value, choices in (("upsample", upsample, UPSAMPLES), ("norm", norm, NORMS)):
         if value not in choices:
             raise ValueError(f"unknown {option} {value!r}; choose one of {', '.join(choices)}")
-    filters = generator_filters(image_size, ngf)
-    depth = len(filters)
-    inputs = keras.Input((image_size, image_size, in_channels), name="input_image")
-    x = inputs
-    encoded = []
+    filters = generator_filters(image_size, ngf)  # [64, 128, 256, 512, 512, 512, 512, 512] at 256 px
+    inputs = keras.Input((image_size, image_size, in_channels), name="input_image")  # (batch, 256, 256, 3)
+    # The encoder: enc1 (batch, 128, 128, 64), enc2 (batch, 64, 64, 128), ..., enc8 (batch, 1, 1, 512)
+    x, encoded = inputs, []
     for i, width in enumerate(filters):
-        if i > 0:
-            x = layers.LeakyReLU(0.2, name=f"enc{i + 1}_lrelu")(x)
-        x = layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=_init(), name=f"enc{i + 1}_conv")(x)
-        innermost = i == depth - 1
-        if 0 < i and (not innermost or bottleneck_norm):
-            x = _norm(norm, f"enc{i + 1}")(x)
+        first, bottleneck = i == 0, i == len(filters) - 1
+        x = downsample(x, width, f"enc{i + 1}", activation=not first,
+                       normalise=not first and (not bottleneck or bottleneck_norm), norm=norm)
         encoded.append(x)
-    for j, i in enumerate(reversed(range(depth - 1))):  # decoder block j brings the map to encoder i's size
-        x = layers.ReLU(name=f"dec{j + 1}_relu")(x)
-        for layer in _upsample(upsample, filters[i], f"dec{j + 1}"):
-            x = layer(x)
-        x = _norm(norm, f"dec{j + 1}")(x)
-        if j < 3 and dropout:
-            x = layers.Dropout(dropout, name=f"dec{j + 1}_dropout")(x)
+    # The decoder, back up through the encoder's sizes: dec1 (batch, 2, 2, 512), ..., dec7 (batch, 128, 128, 64), each
+    # concatenated with the encoder's output of its size. `_upsample` is `upsample` (here its name is the option's).
+    for j, skip in enumerate(reversed(encoded[:-1])):  # enc7's output, enc6's, ..., enc1's
+        x = _upsample(x, skip.shape[-1], f"dec{j + 1}", dropout=dropout if j < 3 else 0.0, norm=norm, kind=upsample)
         if skips:
-            x = layers.Concatenate(name=f"dec{j + 1}_skip")([encoded[i], x])
-    x = layers.ReLU(name="out_relu")(x)
-    for layer in _upsample(upsample, out_channels, "out", use_bias=True):
-        x = layer(x)
+            x = layers.Concatenate(name=f"dec{j + 1}_skip")([skip, x])  # (batch, 2, 2, 512 + 512) ... (batch, 128, 128, 64 + 64)
+    # The output: (batch, 256, 256, 3), by tanh in [-1, 1]
+    x = _upsample(x, out_channels, "out", normalise=False, kind=upsample)
     outputs = layers.Activation(out_activation, dtype="float32", name=f"out_{out_activation}")(x)
     return keras.Model(inputs, outputs, name=name or ("unet" if skips else "encoder_decoder"))
 
 
-class _Block(NamedTuple):
-    """One PatchGAN layer: a convolution (with BatchNorm unless it is the first), then LeakyReLU(0.2)."""
+def discriminator_block(x, filters: int, kernel: int, stride: int, name: str, *, normalise: bool = True):
+    """One PatchGAN layer Ck: a convolution, BatchNorm (else a bias), LeakyReLU(0.2) (chapter "The PatchGAN discriminator").
 
-    filters: int
-    kernel: int
-    stride: int
-    batch_norm: bool
+    Called on a real tensor it runs at once with new random weights, BatchNorm in inference mode.
+    """
+    if kernel > 1:  # pad by 1, as the official code does: its stride-1 layers take 1 off the side (32 -> 31 -> 30)
+        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    x = layers.Conv2D(filters, kernel, stride, use_bias=not normalise, kernel_initializer=_init(), name=f"{name}_conv")(x)
+    if normalise:
+        x = _norm(name)(x)
+    return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
 def Discriminator(
@@ -139,32 +157,21 @@ def Discriminator(
     """
     if n_layers < 0:
         raise ValueError(f"n_layers must be 0 (PixelGAN) or more, not {n_layers}")
-    inputs = keras.Input((image_size, image_size, in_channels), name="pair")
-    if n_layers == 0:  # PixelGAN: 1x1 convolutions only
-        plan = [_Block(ndf, 1, 1, False), _Block(2 * ndf, 1, 1, True)]
-        kernel, pad = 1, 0
-    else:  # C64 (no BatchNorm), then stride-2 Ck doubling up to 8 * ndf, then one stride-1 Ck
-        plan = [_Block(ndf, 4, 2, False)]
-        plan += [_Block(ndf * min(2**n, 8), 4, 2, True) for n in range(1, n_layers)]
-        plan += [_Block(ndf * min(2**n_layers, 8), 4, 1, True)]
-        kernel, pad = 4, 1
-    side = image_size
-    for block in plan + [_Block(1, kernel, 1, False)]:
-        side = (side + 2 * pad - block.kernel) // block.stride + 1
-    if side < 1:
+    if n_layers and image_size // 2**n_layers < 3:  # the last two convolutions, stride 1, take 1 off the side each
         raise ValueError(f"image_size {image_size} is too small for n_layers={n_layers}: use fewer layers")
-    x = inputs
-    for k, block in enumerate(plan):
-        if pad:
-            x = layers.ZeroPadding2D(pad, name=f"c{k + 1}_pad")(x)
-        x = layers.Conv2D(block.filters, block.kernel, block.stride, use_bias=not block.batch_norm,
-                          kernel_initializer=_init(), name=f"c{k + 1}_conv")(x)
-        if block.batch_norm:
-            x = _batch_norm(f"c{k + 1}_bn")(x)
-        x = layers.LeakyReLU(0.2, name=f"c{k + 1}_lrelu")(x)
-    if pad:
-        x = layers.ZeroPadding2D(pad, name="out_pad")(x)
-    x = layers.Conv2D(1, kernel, 1, use_bias=n_layers > 0, kernel_initializer=_init(), name="out_conv")(x)
+    inputs = keras.Input((image_size, image_size, in_channels), name="pair")  # (batch, 256, 256, 6)
+    if n_layers:  # n_layers=3, the paper's 70x70 PatchGAN at 256 px: C64-C128-C256-C512, the last of stride 1
+        x = discriminator_block(inputs, ndf, 4, 2, "c1", normalise=False)  # C64: (batch, 128, 128, 64), no BatchNorm
+        for k in range(1, n_layers):  # C128: (batch, 64, 64, 128), C256: (batch, 32, 32, 256); widths up to 8 * ndf
+            x = discriminator_block(x, ndf * min(2**k, 8), 4, 2, f"c{k + 1}")
+        x = discriminator_block(x, ndf * min(2**n_layers, 8), 4, 1, f"c{n_layers + 1}")  # C512, stride 1: (batch, 31, 31, 512)
+        x = layers.ZeroPadding2D(1, name="out_pad")(x)
+        kernel = 4
+    else:  # the PixelGAN: C64-C128 of 1x1 convolutions
+        x = discriminator_block(inputs, ndf, 1, 1, "c1", normalise=False)
+        x = discriminator_block(x, 2 * ndf, 1, 1, "c2")
+        kernel = 1
+    x = layers.Conv2D(1, kernel, 1, use_bias=n_layers > 0, kernel_initializer=_init(), name="out_conv")(x)  # (batch, 30, 30, 1)
     outputs = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name or f"patchgan_{n_layers}")
 

@@ -19,10 +19,10 @@ from p2p.optimizers import PAPER_ADAM
 def test_the_paper_step_trains_as_its_reference_step(facades_root, gan_update="sequential"):
     # sequential = the paper's step in PyTorch's order; the simultaneous one against the TensorFlow tutorial's step is
     # chapter "Scaling up"'s cell, asserted on nbval's run of it (book/conftest.py)
-    # Both with Keras' Adam. The graphs may round differently (the tutorial's D loss is the sum, twice p2p's halved one;
-    # other CPUs sum in other orders), and Adam divides by each gradient's running size, so a weight whose gradient is
-    # near zero can step differently: hence relative bounds, 1e-4 on the losses and 1% on the updates as a whole (here
-    # 0 and 4e-5 were measured; the other update order differs by far more, next test)
+    # Both with Keras' Adam, D's loss at the same scale (training_difference runs the tutorial's step on p2p's halved loss).
+    # The graphs may round differently (other CPUs sum in other orders), and Adam divides by each gradient's running size,
+    # so a weight whose gradient is near zero can step differently: hence relative bounds, 1e-4 on the losses and 1% on
+    # the updates as a whole (here 0 and 4e-5 were measured; the other update order differs by far more, next test)
     difference = bench.training_difference(get_preset("tiny"), facades_root, steps=5, gan_update=gan_update)
     assert difference["losses"] < 1e-4 and difference["updates"] < 1e-2, difference
 

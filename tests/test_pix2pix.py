@@ -129,3 +129,7 @@ def test_halving_d_loss_changes_nothing_under_adam_unlike_halving_its_learning_r
     relative = lambda other: np.linalg.norm(other - whole) / np.linalg.norm(whole)
     assert relative(halved) < 0.1  # only where a gradient is as small as Adam's epsilon does the scale show (0.027 measured)
     assert relative(slower) > 0.4  # what halving would do to plain SGD
+    # and that difference is all epsilon's: made negligible, the halved loss moves D exactly as the whole one
+    negligible = {"epsilon": 1e-30}
+    whole = reference.discriminator_updates(discriminator, batches, loss_factor=1.0, **negligible)
+    assert relative(reference.discriminator_updates(discriminator, batches, loss_factor=0.5, **negligible)) < 1e-6

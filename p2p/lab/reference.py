@@ -2,7 +2,8 @@
 
 - `tutorial_step`: the TensorFlow tutorial's step. One pass of D over the real pairs and one
   over the generated pairs, shared by both losses; both networks updated together from them
-  (so G's loss comes from D before D's update); D's loss is the sum of its two terms, not halved.
+  (so G's loss and its gradient come from D before D's update); D's loss is the sum of its two
+  terms, not halved (`disc_loss_factor=2`; 1 gives p2p's halved loss, to compare at one scale).
 - `paper_step`: the paper's step as the official PyTorch code takes it (`optimize_parameters`):
   D's step on the halved loss, then G's step against the updated D, which judges the outputs
   again (three passes of D).
@@ -10,10 +11,11 @@
 Both take the model's own optimizers: the benchmark (`p2p.lab.bench`) gives them p2p's default,
 Keras' Adam with the paper's settings (`p2p.optimizers.paper_optimizer`), as the tutorial uses, or
 `p2p.lab.fused_adam.FusedAdam` as a lever. `training_difference` checks that p2p trains exactly
-as the reference it names. Explained in the chapter "Scaling up".
+as the reference it names, with D's loss at the same scale. Explained in the chapter "Scaling up".
 
 `discriminator_updates` trains D alone on a scaled loss: under Adam, halving D's loss (the
-paper's way to slow D down) moves no weight (chapter "The conditional GAN objective").
+paper's way to slow D down) changes D's steps only through Adam's epsilon (chapter "The
+conditional GAN objective").
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ from p2p.models import Discriminator, Generator, generator_filters
 from p2p.optimizers import PAPER_ADAM
 
 
-def tutorial_step(model, *, jit_compile: bool = False):
-    """The TensorFlow tutorial's train step for `model`'s networks and optimizers (chapter "Scaling up")."""
+def tutorial_step(model, *, jit_compile: bool = False, disc_loss_factor: float = 2.0):
+    """The TensorFlow tutorial's train step for `model`'s networks and optimizers (chapter "Scaling up").
+
+    D minimises `disc_loss_factor` times p2p's halved loss: 2 is the tutorial's sum of its two
+    terms; 1 is p2p's scale, which `training_difference` compares at (under Adam the factor
+    changes the steps only through epsilon, chapter "The conditional GAN objective").
+    """
     generator, discriminator = model.generator, model.discriminator
 
     @tf.function(jit_compile=jit_compile)
@@ -44,9 +51,9 @@ def tutorial_step(model, *, jit_compile: bool = False):
             gen_l1 = losses.l1_loss(targets, outputs)
             gen_total = gen_gan + model.l1_weight * gen_l1
             disc = losses.discriminator_loss(real, fake)  # halved, as p2p logs it
-            disc_sum = 2 * disc  # what the tutorial minimises: real loss + generated loss
+            disc_minimised = disc_loss_factor * disc  # the tutorial's: 2 x, real loss + generated loss
         gen_gradients = gen_tape.gradient(gen_total, generator.trainable_variables)
-        disc_gradients = disc_tape.gradient(disc_sum, discriminator.trainable_variables)
+        disc_gradients = disc_tape.gradient(disc_minimised, discriminator.trainable_variables)
         model.gen_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables))
         model.disc_optimizer.apply_gradients(zip(disc_gradients, discriminator.trainable_variables))
         return {"gen_total": gen_total, "gen_gan": gen_gan, "gen_l1": gen_l1, "disc": disc}
@@ -84,23 +91,30 @@ def paper_step(model, *, jit_compile: bool = False):
 REFERENCE_OF = {"sequential": paper_step, "simultaneous": tutorial_step}
 
 
-def training_difference(p2p_model, reference_model, batches, steps: int = 5) -> dict[str, float]:
+def training_difference(p2p_model, reference_model, batches, steps: int = 5,
+                        disc_loss_factor: float = 1.0) -> dict[str, float]:
     """Train p2p's model and a copy with its reference step on the same batches; how far apart they end.
 
     The two models start from the same weights. p2p's update order picks the reference
     (REFERENCE_OF): `p2p.Pix2Pix` takes the paper's step ("sequential"), a
     `p2p.lab.variants.Pix2PixVariant` its `gan_update`. `reference_model` should have the same kind
-    of optimizers as `p2p_model` (the benchmark gives both Keras' Adam). Returns the largest relative
-    difference of any loss at any step, and the size of the difference between the two runs'
-    weight updates relative to the size of the updates (Adam divides each gradient by its
-    running size, so where a gradient is nearly zero rounding alone can flip a weight's step:
-    single weights may differ by up to the learning rate, the updates as a whole by far less).
+    of optimizers as `p2p_model` (the benchmark gives both Keras' Adam). The simultaneous
+    reference, the tutorial's step, minimises D's loss times `disc_loss_factor`: 1 by default,
+    p2p's halved loss, so that the two runs compute the same numbers and differ only by
+    rounding; 2 is the tutorial's own sum, which differs from p2p's also through Adam's epsilon.
+    Returns the largest relative difference of any loss at any step, and the size of the
+    difference between the two runs' weight updates relative to the size of the updates (Adam
+    divides each gradient by its running size, so where a gradient is nearly zero rounding alone
+    can flip a weight's step: single weights may differ by up to the learning rate, the updates
+    as a whole by far less).
     """
     start = [w.numpy() for w in _weights(p2p_model)]
     for mine, theirs in zip(_weights(reference_model), start):
         mine.assign(theirs)
     p2p_step = tf.function(p2p_model.train_step)
-    reference = REFERENCE_OF[getattr(p2p_model, "gan_update", "sequential")](reference_model)
+    make_step = REFERENCE_OF[getattr(p2p_model, "gan_update", "sequential")]
+    reference = (make_step(reference_model, disc_loss_factor=disc_loss_factor) if make_step is tutorial_step
+                 else make_step(reference_model))
     history, loss_difference = [], 0.0
     for inputs, targets in batches.take(steps):
         p2p_logs = p2p_step((inputs, targets))  # running means over the steps so far
@@ -119,17 +133,23 @@ def _weights(model):
     return model.generator.weights + model.discriminator.weights
 
 
-def discriminator_updates(discriminator, batches, *, loss_factor: float, learning_rate: float | None = None) -> np.ndarray:
+def discriminator_updates(discriminator, batches, *, loss_factor: float, learning_rate: float | None = None,
+                          epsilon: float | None = None) -> np.ndarray:
     """How D's weights move in Adam steps on `loss_factor` x its summed loss (chapter "The conditional GAN objective").
 
     Each batch is (real_pairs, fake_pairs). D is trained from its current weights on a copy,
-    with the paper's Adam (or another `learning_rate`); returns the change of every trainable
-    weight, flattened (BatchNorm's moving statistics, which move alike either way, are left
-    out). loss_factor 0.5 is the paper's halved loss, 1 the TensorFlow tutorial's sum.
+    with the paper's Adam (or another `learning_rate`, or another `epsilon` than Keras' 1e-7);
+    returns the change of every trainable weight, flattened (BatchNorm's moving statistics,
+    which move alike either way, are left out). loss_factor 0.5 is the paper's halved loss, 1
+    the TensorFlow tutorial's sum. Keras' Adam steps a weight by
+    lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon), m and v the running means
+    of the gradient and its square without bias correction: a factor on the loss scales m and
+    sqrt(v) alike and cancels, except where epsilon is not small against sqrt(v).
     """
     copy = keras.models.clone_model(discriminator)
     copy.set_weights(discriminator.get_weights())
-    optimizer = keras.optimizers.Adam(**{**PAPER_ADAM, **({"learning_rate": learning_rate} if learning_rate else {})})
+    settings = {"learning_rate": learning_rate, "epsilon": epsilon}
+    optimizer = keras.optimizers.Adam(**{**PAPER_ADAM, **{k: v for k, v in settings.items() if v is not None}})
     for real, fake in batches:
         with tf.GradientTape() as tape:
             loss = loss_factor * 2 * losses.discriminator_loss(copy(real, training=True), copy(fake, training=True))
@@ -142,14 +162,22 @@ def discriminator_updates(discriminator, batches, *, loss_factor: float, learnin
 #: (arXiv 1611.07004 v3 and its appendix), the original Lua code (phillipi/pix2pix: models.lua, train.lua, test.lua),
 #: the official PyTorch code (junyanz/pytorch-CycleGAN-and-pix2pix) and the TensorFlow tutorial (tensorflow/docs,
 #: tutorials/generative/pix2pix). p2p's own column is measured from the package by `p2p_choices`.
+#: The Lua code's history matters for two rows. Its models.lua batch-normalised the 1x1 bottleneck (e8, e7 in unet_128)
+#: from the first commit (7afe88f, 2016-11-16) until b479b6b "remove batchnorm in the generator" (2017-03-03), so the
+#: code released with the paper's first version had it, as the appendix's C512 says. And its train.lua runs
+#: optim.adam(fDx) then optim.adam(fGx): fGx takes G's loss from netD.output, D's verdict from fDx's forward pass
+#: before D's update, but back-propagates it with netD:updateGradInput, through D's weights as optim.adam(fDx) just
+#: updated them (at the activations and batch statistics of that earlier forward pass).
 IMPLEMENTATIONS = {
     "dropout placement": ("decoder layers 1-3 (CD512 x 3)", "decoder layers 1-3", "decoder blocks 2-4, none innermost",
                           "decoder layers 1-3"),
-    "BatchNorm at the 1x1 bottleneck": ("C512 written (with BatchNorm)", "none", "none", "yes"),
+    "BatchNorm at the 1x1 bottleneck": ("C512 written (with BatchNorm)",
+                                        "yes until b479b6b (2017-03-03); none since",
+                                        "none (innermost down-convolution)", "yes"),
     "D's loss halved": ("yes, 'to slow down D'", "reported errD only; gradient of the sum", "yes (loss_D * 0.5)",
                         "no: real + generated"),
-    "G's loss from D": ("not said", "D's output before D's update", "after D's update (3 D passes)",
-                        "before D's update (one D pass)"),
+    "G's loss from D": ("not said", "D's output before D's update; back-propagated through the updated D",
+                        "after D's update (3 D passes)", "before D's update (one D pass)"),
     "learning-rate schedule": ("not said (2e-4)", "constant, 200 epochs", "100 epochs constant + 100 linear to 0",
                                "constant"),
     "resize interpolation": ("not said", "bilinear", "bicubic", "nearest neighbour"),
@@ -157,7 +185,8 @@ IMPLEMENTATIONS = {
     "D's first-layer bias": ("not said", "none: all biases zeroed every step", "yes", "no"),
     "weight init": ("N(0, 0.02)", "N(0, 0.02); BatchNorm scale N(1, 0.02)", "N(0, 0.02); BatchNorm scale N(1, 0.02)",
                     "N(0, 0.02); BatchNorm scale 1"),
-    "trainable parameters G / D (256, 64)": ("-", "as PyTorch (its biases zeroed)", "54,413,955 / 2,768,705",
+    "trainable parameters G / D (256, 64)": ("-", "as PyTorch (its biases zeroed); G 1,024 more until b479b6b",
+                                            "54,413,955 / 2,768,705",
                                             "54,414,979 / 2,768,641"),
     "test time": ("dropout on, batch statistics", "training mode, batch 1", "training mode (no --eval), batch 1",
                   "training=True, one image at a time"),
