@@ -57,6 +57,15 @@ def objective(text, kinds):
 
 
 def generator(text, kinds):
+    # the blocks and the Generator, printed from p2p.models and run on tensors at the paper's size
+    assert all(f"def {name}(" in text for name in ("downsample", "upsample", "Generator"))
+    assert "image (1, 256, 256, 3) -> enc1 (1, 128, 128, 64) -> enc2 (1, 64, 64, 128)" in text
+    assert "bottleneck (1, 1, 1, 512) -> dec1 (1, 2, 2, 512)" in text
+    for layer, shape in [("enc1_conv", "(128, 128, 64)"), ("enc8_conv", "(1, 1, 512)"), ("dec1_skip", "(2, 2, 1024)"),
+                         ("dec7_skip", "(128, 128, 128)"), ("out_conv", "(256, 256, 3)")]:
+        assert re.search(rf"^{layer} +{re.escape(shape)} ", text, re.MULTILINE), layer
+    assert "output (1, 256, 256, 3)" in text
+    assert "this preset (128px, ngf=16): [16, 32, 64, 128, 128, 128, 128]" in text  # "128 numbers at this preset"
     assert "54,413,955 trainable parameters" in text and "2,768,705 trainable parameters" in text
     assert "bottleneck_norm=True : two different inputs give identical outputs" in text
     assert "bottleneck_norm=False: two different inputs give different outputs" in text
@@ -75,6 +84,12 @@ def generator(text, kinds):
 
 
 def patchgan(text, kinds):
+    # the block and the Discriminator, printed from p2p.models, run on a 256x256 pair down to the 30x30 logits
+    assert "def discriminator_block(" in text and "def Discriminator(" in text
+    for block, shape in [("pair", "(1, 256, 256, 6)"), ("c1_lrelu", "(1, 128, 128, 64)"), ("c2_lrelu", "(1, 64, 64, 128)"),
+                         ("c3_lrelu", "(1, 32, 32, 256)"), ("c4_lrelu", "(1, 31, 31, 512)"), ("logits", "(1, 30, 30, 1)")]:
+        assert re.search(rf"^{block} +{re.escape(shape)}$", text, re.MULTILINE), block
+    assert "image/png" in kinds  # the receptive fields over a test photo, and the patch maps
     for n, field in [(0, 1), (1, 16), (3, 70), (5, 286)]:
         assert f"n_layers={n}: computed {field}, measured ({field}, {field})" in text
     probabilities = [float(v) for v in re.findall(r"pair (\d\.\d\d)", text)]

@@ -31,6 +31,7 @@ def test_chapter_structure(chapter):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     config = yaml.safe_load((BOOK.parent / "_config.yml").read_text())
     assert f'REPOSITORY = "{config["repository"]["url"]}"' in code[0].source, "setup cell: install p2p from the repository"
+    assert "hide-cell" in code[0].metadata.get("tags", []), "the setup cell is collapsed on the site (it still runs)"
     assert "parameters" in code[1].metadata.get("tags", []) and code[1].source.startswith('preset = "')
     assert all(c.execution_count for c in code), "chapters are committed executed"
     markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")

@@ -185,3 +185,12 @@ def test_a_progress_bar_saved_as_a_widget_reads_as_finished(chromium, tmp_path):
     (source / "_toc.yml").write_text("format: jb-book\nroot: progress\n")
     (report,) = _open_offline(chromium, _build(source, tmp_path), ["progress.html"])
     assert report["widgets"] == 1 and report["counts"] == [["600", "600"]], report
+
+
+def test_every_chapters_setup_cell_is_collapsed(site):
+    for chapter in _chapters():
+        page = (site / f"{chapter}.html").read_text()
+        setup = page.index("find_spec")  # the setup cell's code: it installs p2p on Colab
+        cell = page.rindex('<div class="cell ', 0, setup)  # the cell's own div, not its cell_input
+        opening = page[cell:page.index(">", cell)]
+        assert "tag_hide-cell" in opening and "<details" in page[cell:setup], f"{chapter}: the setup cell is not collapsed"
