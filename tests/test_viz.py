@@ -57,7 +57,6 @@ def test_plots_draw():
                "gen_l1": np.array([0.4, 0.3]), "gen_total": np.array([40.7, 30.9])}
     assert len(viz.plot_losses(metrics).axes) == 2
     image = np.zeros((64, 64, 3), np.float32)
-    assert len(viz.draw_receptive_fields(image, {"a": 16, "b": 34}).axes[0].patches) == 2
     assert len(viz.show_columns({"x": image[None], "y": image[None]}).axes) == 2
     logits = np.zeros((6, 6, 1))
     assert len(viz.show_patch_logits({"real": image, "fake": image}, {"real": logits, "fake": logits}).axes) == 5

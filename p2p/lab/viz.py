@@ -6,7 +6,6 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Rectangle
 
 
 def as_image(image) -> np.ndarray:
@@ -48,23 +47,6 @@ def plot_losses(metrics: dict, title: str | None = None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return figure
-
-
-def draw_receptive_fields(image, fields: dict, size: float = 5.0):
-    """Draw squares of the given sides (name -> pixels) centred on an image: what one D output sees."""
-    image = as_image(image)
-    figure, axis = plt.subplots(figsize=(size, size))
-    axis.imshow(image)
-    centre_y, centre_x = image.shape[0] / 2, image.shape[1] / 2
-    colours = plt.cm.autumn(np.linspace(0, 1, len(fields)))
-    for (name, side), colour in zip(fields.items(), colours):
-        axis.add_patch(Rectangle((centre_x - side / 2, centre_y - side / 2), side, side, fill=False,
-                                 edgecolor=colour, linewidth=2, label=f"{name}: {side}x{side}"))
-    axis.set_xlim(-0.5, image.shape[1] - 0.5)
-    axis.set_ylim(image.shape[0] - 0.5, -0.5)
-    axis.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    axis.axis("off")
     return figure
 
 
