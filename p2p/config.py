@@ -53,8 +53,8 @@ class Config:
     ndf: int = 64
     n_layers: int = 3  # PatchGAN depth: 0, 1, 3, 5 give 1x1, 16x16, 70x70, 286x286 fields at 256 px
     skips: bool = True  # the U-Net; False: the encoder-decoder
-    upsample: str = "transpose"  # the decoder's upsampling; "resize": resize-convolution (chapter "Troubleshooting")
-    norm: str = "batch"  # the generator's normalisation; "instance": InstanceNorm (chapter "Troubleshooting")
+    upsample: str = "transpose"  # the decoder's upsampling; "resize": resize-convolution (chapter "Troubleshooting training")
+    norm: str = "batch"  # the generator's normalisation; "instance": InstanceNorm (chapter "Troubleshooting training")
     # The objective (chapter "The conditional GAN objective")
     l1_weight: float = 100.0  # lambda
     # The schedule
@@ -63,7 +63,7 @@ class Config:
     steps: int | None = None  # train steps; `train` fills it in from `epochs`
     lr_decay: float = 0.0  # the last share of the steps over which the learning rate falls linearly to zero
     seed: int = 0
-    precision: str = "auto"  # a Keras dtype policy; `train` resolves "auto" for the hardware (chapter "Scaling up")
+    precision: str = "auto"  # a Keras dtype policy; `train` resolves "auto" for the hardware (appendix "Scaling up")
     # The variants the lab measures against the paper (p2p.lab.variants); these defaults are the paper's
     gan_weight: float = 1.0  # 0: the L1-only ablation
     conditional: bool = True  # False: D sees the output alone (the "GAN" ablation)

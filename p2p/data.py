@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
-import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
+
+from p2p.runtime.filecheck import DataError, decoding, image_files, listed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -22,78 +21,16 @@ JITTER_SCALE = 286 / 256
 CACHE_BUDGET = 2 * 1024**3
 
 
-class DataError(ValueError):
-    """A dataset file or folder that cannot be used, with the file named and the fix said."""
-
-
 def list_pairs(path) -> list:
     """Check a dataset folder, of A|B files or of folders A/ and B/, and return its pairs, sorted (chapter "Data")."""
     # A/ and B/ is the layout the official combine script starts from; the tuple is what `split_folder` gives.
     if isinstance(path, tuple) or (Path(path, "A").is_dir() and Path(path, "B").is_dir()):
         a_dir, b_dir = path if isinstance(path, tuple) else (Path(path, "A"), Path(path, "B"))
         return _matched_pairs(Path(a_dir), Path(b_dir))
-    files = _images(path)
+    files = image_files(path, IMAGE_SUFFIXES)
     for file in files:  # each decoded in full: a bad file stops the run before training starts, named
         check_pair_file(file)
     return files
-
-
-def _images(path) -> list[Path]:
-    """The image files of a folder, sorted, each a regular file; other files are skipped with a note on stderr."""
-    path = Path(path)
-    if not path.is_dir():
-        if path.exists():
-            raise DataError(f"{path}: not a folder. Give the folder that holds the pairs (A|B files, or folders A and B).")
-        raise DataError(
-            f"{path}: no such folder. Generate the procedural facades with "
-            f"`python -m p2p facades DIR` or fetch a released dataset with p2p.lab.datasets.download(name)."
-        )
-    files, skipped = [], []
-    for entry in path.iterdir():
-        if entry.name.startswith("."):  # .DS_Store, macOS's ._1.jpg, editors' swap files: not data
-            continue
-        if entry.suffix.lower() in IMAGE_SUFFIXES:
-            files.append(entry)
-        elif not entry.is_dir():  # sub-folders are splits (train/, A/) or the user's own: not reported
-            skipped.append(entry.name)
-    files.sort()
-    for file in files:  # all before any is opened: opening a FIFO waits for a writer, for ever
-        _check_file(file)
-    skipped = sorted(skipped)
-    if not files:
-        raise DataError(_no_images(path, skipped))
-    if skipped:
-        note = (f"{path}: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} of other formats "
-                f"({_listed(skipped, 3)}); only {', '.join(IMAGE_SUFFIXES)} files are read: convert any you meant to PNG.")
-        if note not in _NOTED:
-            _NOTED.add(note)
-            print(note, file=sys.stderr, flush=True)
-    return files
-
-
-#: The notes on skipped files already printed: each once, though a run lists its folder more than once.
-_NOTED: set[str] = set()
-
-
-def _listed(names, shown: int) -> str:
-    """The first `shown` names, comma-separated, and how many more."""
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
-
-
-def _no_images(path: Path, skipped: list[str]) -> str:
-    """Why a folder gives no pairs: a lone A/ or B/, or no file of a suffix that is read."""
-    for half, other in (("A", "B"), ("B", "A")):
-        if (path / half).is_dir() and not (path / other).is_dir():
-            entries = [p for p in (path / half).iterdir() if not p.name.startswith(".")]
-            images = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in entries)
-            folders = sorted(p.name for p in entries if p.is_dir())
-            holds = f"{images} image{'s' if images != 1 else ''}" + (f" and the folders {_listed(folders, 3)}" if folders else "")
-            return (f"{path}: {half}/ holds {holds}, but there is no {other}/ beside it. Pairs are given as A|B files "
-                    "side by side in one folder, or as folders A/ and B/ holding files of the same names.")
-    message = f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder"
-    if skipped:
-        return message + f"; skipped {len(skipped)} of other formats ({_listed(skipped, 3)}): convert them to PNG to use them."
-    return message + "."
 
 
 def _matched_pairs(a_dir: Path, b_dir: Path) -> list[tuple[Path, Path]]:
@@ -102,11 +39,11 @@ def _matched_pairs(a_dir: Path, b_dir: Path) -> list[tuple[Path, Path]]:
         if other.is_dir() and not folder.is_dir():
             raise DataError(f"{folder}: no such folder, though {other} exists. Pairs kept in separate folders need "
                             f"both, A and B, holding files of the same names.")
-    a_files, b_files = ({f.name: f for f in _images(folder)} for folder in (a_dir, b_dir))
+    a_files, b_files = ({f.name: f for f in image_files(folder, IMAGE_SUFFIXES)} for folder in (a_dir, b_dir))
     for folder, other, missing in ((b_dir, a_dir, a_files.keys() - b_files), (a_dir, b_dir, b_files.keys() - a_files)):
         if missing:
             names = sorted(missing)
-            raise DataError(f"{folder}: lacks {len(names)} of the files in {other} ({_listed(names, 5)}). A pair is an A file "
+            raise DataError(f"{folder}: lacks {len(names)} of the files in {other} ({listed(names, 5)}). A pair is an A file "
                             "and a B file of the same name: add the missing halves, or remove the files that have none.")
     pairs = [(a_files[name], b_files[name]) for name in sorted(a_files)]
     for pair in pairs:
@@ -143,41 +80,11 @@ def decode_rgb(file) -> np.ndarray:
 
 def _decode(file) -> Image.Image:
     """Decode a file in full with PIL, upright, into RGB or a 16-bit grey mode; DataError naming the file if it cannot be used."""
-    _check_file(file)
-    try:
-        with Image.open(file) as image:
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # turned as its EXIF orientation says, as a photo viewer shows it
-            sixteen_bits = image.mode == "I" or image.mode.startswith("I;16")
-            return image if image.mode == "RGB" or sixteen_bits else image.convert("RGB")  # alpha dropped, as the official code
-    except Image.DecompressionBombError as err:  # more pixels than PIL dares to decode
-        raise DataError(f"{file}: too large to decode safely ({err}). A picture this size is far beyond what "
-                        "pix2pix trains on: downscale it, or remove it if it is not a photo.") from err
-    except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not an image" (or "not as RGB")
-        raise DataError(f"{file}: cannot be decoded as an image ({err}). Delete or replace it.") from err
-
-
-def _check_file(file) -> None:
-    """DataError, before anything opens it, unless `file` is a regular file (or a link to one): a FIFO would block a read."""
-    try:
-        mode = os.stat(file).st_mode
-    except FileNotFoundError:
-        if os.path.islink(file):
-            raise DataError(f"{file}: a broken link, to {os.readlink(file)}, which does not exist; remove it from the data "
-                            "folder or restore what it points to.") from None
-        raise DataError(f"{file}: no such file. Check the path: give an existing image file.") from None
-    except OSError as err:  # a loop of links, a name too long
-        raise DataError(f"{file}: cannot be read ({err.strerror}); remove it from the data folder, or give an image file "
-                        "instead.") from err
-    if stat.S_ISREG(mode):
-        return
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{file}: is a folder, not an image file. Give the image files in it (e.g. {Path(file) / '*.jpg'}), "
-                        "or rename it if it sits in a data folder.")
-    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"))
-    kind = next((name for test, name in kinds if test(mode)), "neither a file nor a folder")
-    raise DataError(f"{file}: not a regular file ({kind}); remove it from the data folder, or give an image file instead.")
+    with decoding(file), Image.open(file) as image:  # decoding: checked first, PIL's failures a DataError
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # turned as its EXIF orientation says, as a photo viewer shows it
+        sixteen_bits = image.mode == "I" or image.mode.startswith("I;16")
+        return image if image.mode == "RGB" or sixteen_bits else image.convert("RGB")  # alpha dropped, as the official code
 
 
 def check_pair_file(file) -> tuple[int, int]:

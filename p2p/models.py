@@ -57,7 +57,7 @@ def upsample(x, filters: int, name: str, *, dropout: float = 0.0, normalise: boo
     x = layers.ReLU(name=f"{name}_relu")(x)
     if kind == "transpose":  # the paper's
         x = layers.Conv2DTranspose(filters, 4, 2, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")(x)
-    else:  # "resize" (chapter "Troubleshooting"): nearest-neighbour doubling, then a 3x3 convolution
+    else:  # "resize" (chapter "Troubleshooting training"): nearest-neighbour doubling, then a 3x3 convolution
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
         x = layers.Conv2D(filters, 3, 1, "same", use_bias=use_bias, kernel_initializer=_init(), name=f"{name}_conv")(x)
     if normalise:
@@ -100,7 +100,7 @@ def Generator(
     decoder block n - i. The output is tanh in [-1, 1] (`out_activation="linear"` gives logits,
     as for the FCN-score segmenter).
 
-    Two departures from the paper, for the chapter "Troubleshooting": `upsample="resize"` doubles
+    Two departures from the paper, for the chapter "Troubleshooting training": `upsample="resize"` doubles
     the decoder's maps by nearest-neighbour resizing then a 3x3 convolution (against checkerboard
     artifacts), and `norm="instance"` normalises every image by itself whatever the batch size.
     """

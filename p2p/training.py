@@ -1,7 +1,7 @@
 """The training entry point: a Config's model, trained by `fit` into a run folder that survives a kill.
 
-`train` builds the model (`build_model`), places it on the devices (`p2p.devices`), and writes
-and resumes the run folder (`p2p.runs`). Explained in the chapter "The training loop".
+`train` builds the model (`build_model`), places it on the devices (`p2p.runtime.devices`), and writes
+and resumes the run folder (`p2p.runs`), guarded by `p2p.runtime`. Explained in the chapter "The training loop".
 """
 
 from __future__ import annotations
@@ -9,21 +9,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import signal
-import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import keras
 import tensorflow as tf
-from tqdm.auto import tqdm
 
-from p2p import data, devices, runs
+from p2p import data, runs
 from p2p.config import Config, resolve
 from p2p.models import Discriminator, Generator
 from p2p.optimizers import paper_optimizer
 from p2p.pix2pix import Pix2Pix
+from p2p.runtime import devices, guards, resume, stopping
+from p2p.runtime.progress import ProgressBar
 
 
 def build_networks(config: Config, disc_channels: int = 6) -> tuple[keras.Model, keras.Model]:
@@ -57,25 +55,6 @@ def build_model(config: Config, *, jit_compile: bool | str = "auto") -> Pix2Pix:
     return model
 
 
-class ProgressBar(keras.callbacks.Callback):
-    """One tqdm bar over the whole run (not one per `fit` epoch), with the latest losses (chapter "The training loop")."""
-
-    def __init__(self, total: int, initial: int):
-        super().__init__()
-        self.total, self.initial = total, initial
-
-    def on_train_begin(self, logs=None):
-        self.bar = tqdm(total=self.total, initial=self.initial, desc="train", unit="step")
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.bar.update(1)
-        if batch % 10 == 0:
-            self.bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items()}, refresh=False)
-
-    def on_train_end(self, logs=None):
-        self.bar.close()
-
-
 class StopAtStep(keras.callbacks.Callback):
     """End `fit` after exactly `steps` steps, inside its last logging interval if need be (chapter "The training loop")."""
 
@@ -90,31 +69,6 @@ class StopAtStep(keras.callbacks.Callback):
         self.step += 1
         if self.step >= self.steps:
             self.model.stop_training = True
-
-
-class NonFiniteLoss(ArithmeticError):
-    """Training stopped because a loss became NaN or infinite (chapter "The training loop")."""
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop the run with NonFiniteLoss, naming the step, as soon as a loss is NaN or infinite (chapter "The training loop")."""
-
-    def __init__(self, run_dir: Path):
-        super().__init__()
-        self.run_dir = run_dir
-
-    def on_train_batch_end(self, batch, logs=None):
-        # Reading the losses waits for the step to finish, as Keras' TerminateOnNaN does.
-        bad = {name: float(value) for name, value in logs.items() if not math.isfinite(float(value))}
-        if bad:
-            step = int(self.model.gen_optimizer.iterations.numpy())
-            latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
-            kept = f"its last good checkpoint ({Path(latest).name}) is kept" if latest else "no checkpoint was written"
-            raise NonFiniteLoss(
-                f"{self.run_dir}: training stopped at step {step}, where the losses became "
-                f"{', '.join(f'{k} {v}' for k, v in bad.items())}; {kept}. Lower the learning rate or the loss "
-                "weights, or check the data, then run the same command again to resume from that checkpoint."
-            )
 
 
 def train(
@@ -141,9 +95,9 @@ def train(
     same settings (`Config.differences`), whatever `log_every` and `checkpoint_every` (a checkpoint at the first
     logged step past each multiple). Options are checked and the networks built before anything is written into
     `run_dir` (new, empty or a run folder), which is locked against other processes. Ctrl-C or SIGTERM saves a
-    checkpoint at the step reached; a NaN or infinite loss (`NonFiniteLoss`) or a full disk (`runs.DiskFull`)
-    stops the run, keeping the last good checkpoint. Resuming skips a damaged latest checkpoint and repairs a
-    metrics.csv cut short.
+    checkpoint at the step reached; a NaN or infinite loss (`stopping.NonFiniteLoss`) or a full disk
+    (`guards.DiskFull`) stops the run, keeping the last good checkpoint. Resuming skips a damaged latest
+    checkpoint and repairs a metrics.csv cut short.
 
     `strategy` is a tf.distribute.Strategy or a name for `devices.make_strategy`. With "multi-worker" every worker
     makes this same call, `run_dir` on a filesystem they share: all restore from the chief's checkpoints, only
@@ -152,14 +106,9 @@ def train(
     config = resolve(config, **settings)
     if build is build_model:
         refuse_variants(config)
-    for name, value in (("log_every", log_every), ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a whole number of steps, at least 1, not {value!r}")
-    if checkpoint_every < log_every:
-        raise ValueError(f"checkpoint_every ({checkpoint_every}) is less than log_every ({log_every}): checkpoints are "
-                         f"written at logged steps; give checkpoint_every {log_every} or more, or log more often")
+    guards.check_intervals(log_every, checkpoint_every)
     run_dir = Path(run_dir)
-    runs.check_run_folder(run_dir)
+    guards.check_run_folder(run_dir)
     if strategy is None or isinstance(strategy, str):  # first: a multi-worker strategy precedes any TF op
         strategy = devices.make_strategy(strategy or "default")
     chief = devices.is_chief(strategy)
@@ -173,13 +122,13 @@ def train(
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():  # before anything is written: a size the networks cannot take is refused here
         model = build(config, jit_compile=jit_compile)
-    with runs.lock(run_dir) if chief else contextlib.nullcontext():
+    with guards.lock(run_dir) if chief else contextlib.nullcontext():
         runs.start_config(run_dir, config, data_identity, write=chief)
         scratch = None if chief else tempfile.TemporaryDirectory(prefix="p2p-worker-")  # non-chiefs write here
         out_dir = run_dir if chief else Path(scratch.name)
 
         manager = tf.train.CheckpointManager(runs.checkpoint_of(model), out_dir / "checkpoints", max_to_keep=2)
-        restored = runs.restore_latest(manager.checkpoint, run_dir / "checkpoints")  # the chief's, for every worker
+        restored = resume.restore_latest(manager.checkpoint, run_dir / "checkpoints")  # the chief's, for every worker
         if restored:
             restored.assert_existing_objects_matched()
         done = int(model.gen_optimizer.iterations.numpy())
@@ -188,7 +137,7 @@ def train(
                 f"{run_dir} has already trained {done} steps, more than the {steps} asked for: give at least "
                 f"{done} steps to continue it, a new run folder to train {steps}, or load it with runs.load_generator()."
             )
-        runs.truncate_metrics(out_dir / "metrics.csv", done)
+        resume.truncate_metrics(out_dir / "metrics.csv", done)
         if done >= steps:
             return model
         if done and chief:
@@ -203,38 +152,17 @@ def train(
         sample_dir = data.split_folder(data_dir, "val" if has_val else "train")
         sample_batch = data.example_batch(sample_dir, image_size=config.image_size, direction=config.direction)
         logger = runs.RunLogger(out_dir, manager, checkpoint_every, sample_batch, last_step=steps)
-        callbacks = [StopOnNonFiniteLoss(out_dir), StopAtStep(steps), logger]  # first: a NaN model is never checkpointed
+        callbacks = [stopping.StopOnNonFiniteLoss(out_dir), StopAtStep(steps), logger]  # first: a NaN model is never checkpointed
         if progress and chief:
             callbacks.append(ProgressBar(steps, done))
         # whole logging intervals from `done`; StopAtStep ends the last one at exactly `steps`
         epochs = math.ceil((steps - done) / log_every)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit fails under it
             devices.fit_multi_worker(model, strategy, dataset, log_every, epochs, callbacks)
-        else:
-            try:
-                with sigterm_interrupts():
-                    model.fit(dataset, steps_per_epoch=log_every, epochs=epochs, callbacks=callbacks, verbose=0,
-                              shuffle=False)
-            except KeyboardInterrupt:  # Ctrl-C (SIGINT) or SIGTERM: keep the steps since the last checkpoint
-                step = int(model.gen_optimizer.iterations.numpy())
-                if chief:
-                    logger.save_checkpoint(step)
-                print(f"interrupted at step {step} of {steps}; saved a checkpoint there: run the same command again "
-                      "to resume", file=sys.stderr, flush=True)
-                raise
+        else:  # Ctrl-C or SIGTERM saves a checkpoint at the step reached
+            with stopping.checkpoint_on_interrupt(model, logger.save_checkpoint if chief else None, steps):
+                model.fit(dataset, steps_per_epoch=log_every, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
         if scratch is not None:
             scratch.cleanup()
         return model
 
-
-@contextlib.contextmanager
-def sigterm_interrupts():
-    """In the block, SIGTERM (kill, Docker, Colab) raises KeyboardInterrupt, as Ctrl-C does (chapter "The training loop")."""
-    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

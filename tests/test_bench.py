@@ -18,7 +18,7 @@ from p2p.optimizers import PAPER_ADAM
 @pytest.mark.slow  # the benchmark's own checks train or profile for seconds: the full tier
 def test_the_paper_step_trains_as_its_reference_step(facades_root, gan_update="sequential"):
     # sequential = the paper's step in PyTorch's order; the simultaneous one against the TensorFlow tutorial's step is
-    # chapter "Scaling up"'s cell, asserted on nbval's run of it (book/conftest.py)
+    # the appendix "Scaling up"'s cell, asserted on nbval's run of it (book/conftest.py)
     # Both with Keras' Adam, D's loss at the same scale (training_difference runs the tutorial's step on p2p's halved loss).
     # The graphs may round differently (other CPUs sum in other orders), and Adam divides by each gradient's running size,
     # so a weight whose gradient is near zero can step differently: hence relative bounds, 1e-4 on the losses and 1% on

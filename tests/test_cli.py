@@ -13,6 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from p2p import runs
+from p2p.runtime import guards
 
 pytestmark = pytest.mark.slow  # each test starts Python and TensorFlow in a child process
 
@@ -121,7 +122,7 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_says_so_in_one_line_and_the_run_re
     time.sleep(1.0)  # some steps past the first row, none checkpointed yet
     from p2p import training  # the run folder is locked while fit runs
 
-    with pytest.raises(runs.RunInUse, match=f"process {process.pid} on"):
+    with pytest.raises(guards.RunInUse, match=f"process {process.pid} on"):
         training.train(facades_root, run, "tiny", steps=100000, log_every=7, progress=False)
     process.send_signal(stop)  # SIGTERM: what kill, Docker and Colab send
     _, err = process.communicate(timeout=120)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from p2p import devices, runs
+from p2p import runs
+from p2p.runtime import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 

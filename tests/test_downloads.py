@@ -1,5 +1,5 @@
 """Downloads of the released datasets from servers on loopback: checked archives, and hostile or broken servers and
-archives refused with one line and nothing left behind (chapter "Scaling up")."""
+archives refused with one line and nothing left behind (appendix "Scaling up")."""
 
 import functools
 import gzip

@@ -10,6 +10,7 @@ import tensorflow as tf
 from p2p import runs, training
 from p2p.__main__ import main
 from p2p.models import Generator
+from p2p.runtime import guards, resume
 
 TINY = {"steps": 4, "log_every": 2, "checkpoint_every": 2, "progress": False}
 # Every file a tiny run of 4 steps (logged and checkpointed every 2) writes, with the writes to it that fail below:
@@ -132,7 +133,7 @@ def test_a_full_disk_at_any_write_stops_the_run_naming_the_file_then_the_same_ca
         facades_root, tmp_path, monkeypatch, fail):
     run = tmp_path / "run"
     disk = FullDisk(run, monkeypatch, fail)
-    with pytest.raises(runs.DiskFull) as stopped:
+    with pytest.raises(guards.DiskFull) as stopped:
         training.train(facades_root, run, "tiny", **TINY)
     assert str(stopped.value).startswith(f"{run / fail[0]}: the disk is full; free space, then run the same command again")
     disk.fail = None  # space freed
@@ -160,7 +161,7 @@ def test_a_full_disk_is_one_line_from_the_command_line(facades_root, tmp_path, m
 def test_resuming_repairs_a_metrics_file_cut_short(tmp_path, text, kept):
     path = tmp_path / "metrics.csv"
     path.write_bytes(text.encode())
-    runs.truncate_metrics(path, 4)
+    resume.truncate_metrics(path, 4)
     assert (path.read_bytes().decode() if path.exists() else None) == kept
     runs.append_metrics(path, {"step": 6, "gen_total": 1.0})
     assert path.read_text().count("step,") == 1 and runs.read_metrics(path)["step"].tolist()[-1] == 6
@@ -180,13 +181,13 @@ def test_a_damaged_latest_checkpoint_is_skipped_for_the_one_before_it_naming_it(
         variable.assign(float(step))
         manager.save(checkpoint_number=step)
     _damage(manager.latest_checkpoint, part)
-    runs.restore_latest(tf.train.Checkpoint(v=variable), tmp_path).assert_existing_objects_matched()
+    resume.restore_latest(tf.train.Checkpoint(v=variable), tmp_path).assert_existing_objects_matched()
     assert float(variable.numpy()) == 2.0
     assert f"warning: {tmp_path / 'ckpt-4'} cannot be read" in capsys.readouterr().err
     _damage(str(tmp_path / "ckpt-2"), part)
     with pytest.raises(ValueError, match=rf"{tmp_path}: no checkpoint in it can be read: ckpt-4 \(.*\); ckpt-2 \(.*\)\."):
-        runs.restore_latest(tf.train.Checkpoint(v=variable), tmp_path)
-    assert runs.restore_latest(tf.train.Checkpoint(v=variable), tmp_path / "none") is None
+        resume.restore_latest(tf.train.Checkpoint(v=variable), tmp_path)
+    assert resume.restore_latest(tf.train.Checkpoint(v=variable), tmp_path / "none") is None
 
 
 @pytest.mark.slow  # two runs; restore_latest itself is checked above

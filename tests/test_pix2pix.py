@@ -105,7 +105,8 @@ def test_mixed_precision_trains(policy, name):
 
 @pytest.mark.slow  # trains or measures for several seconds: the full tier, not `make check`
 def test_the_precision_option_builds_and_records_the_policy(facades_root, tmp_path):
-    from p2p import devices, training
+    from p2p import training
+    from p2p.runtime import devices
 
     assert devices.resolve_precision("auto") == "float32"  # no GPU or TPU here
     with pytest.raises(ValueError, match="choose one of auto, float32"):

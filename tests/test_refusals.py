@@ -14,6 +14,7 @@ import pytest
 from p2p import runs, training
 from p2p.config import Config
 from p2p.lab import cli
+from p2p.runtime import guards
 
 
 def _listing(folder: Path) -> dict:
@@ -55,7 +56,7 @@ def test_a_folder_that_is_not_a_run_is_never_trained_into(facades_root, tmp_path
     assert cli.main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", ".", "--steps", "2"]) == 2
     assert "error: .: not a run folder" in capsys.readouterr().err
     with pytest.raises(ValueError, match="/: not a run folder"):
-        runs.check_run_folder(Path("/"))  # `--out /`
+        guards.check_run_folder(Path("/"))  # `--out /`
     (tmp_path / "file").write_text("a file")
     assert cli.main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", str(tmp_path / "file")]) == 2
     assert "file: a file, not a folder: give a folder for the run" in capsys.readouterr().err
@@ -104,11 +105,11 @@ def test_a_damaged_or_foreign_config_json_is_named_in_one_line(tmp_path, capsys,
 
 def test_deleting_the_lock_file_does_not_let_a_second_process_in(tmp_path):
     run = tmp_path / "run"
-    with runs.lock(run):
+    with guards.lock(run):
         (run / "lock").unlink()  # `rm run/lock` while a run trains
-        with pytest.raises(runs.RunInUse, match="is in use"), runs.lock(run):  # another open file: flock refuses it
+        with pytest.raises(guards.RunInUse, match="is in use"), guards.lock(run):  # another open file: flock refuses it
             pass
-    with runs.lock(run):  # released when the holder is done
+    with guards.lock(run):  # released when the holder is done
         pass
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 from p2p import runs, training
 from p2p.config import get_preset
 from p2p.lab import bookruns
+from p2p.runtime import guards, stopping
 
 
 def test_steps_are_exact_a_resume_is_announced_and_a_finished_run_extends_with_more(facades_root, tmp_path, capsys):
@@ -67,7 +68,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
     from p2p import losses
 
     monkeypatch.setattr(losses, "l1_loss", lambda target, output: tf.constant(float("nan")))  # diverges from step 5
-    with pytest.raises(training.NonFiniteLoss, match=r"stopped at step 5, where the losses became gen_l1 nan, gen_total nan.*"
+    with pytest.raises(stopping.NonFiniteLoss, match=r"stopped at step 5, where the losses became gen_l1 nan, gen_total nan.*"
                                                      r"last good checkpoint \(ckpt-4\) is kept"):
         training.train(facades_root, run, "tiny", steps=8, log_every=2, checkpoint_every=2, progress=False)
     assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-4")
@@ -78,12 +79,12 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkp
 def test_a_second_process_training_into_the_same_folder_is_refused_naming_the_first(facades_root, tmp_path):
     run = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import time; from p2p import runs\nwith runs.lock({str(run)!r}):\n"
+        [sys.executable, "-c", f"import time; from p2p.runtime import guards\nwith guards.lock({str(run)!r}):\n"
                                "    print('locked', flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(runs.RunInUse, match=rf"is in use: process {holder.pid} on .* is training into it"):
+        with pytest.raises(guards.RunInUse, match=rf"is in use: process {holder.pid} on .* is training into it"):
             training.train(facades_root, run, "tiny", steps=2, log_every=2, progress=False)
         assert not (run / "config.json").exists()
     finally:

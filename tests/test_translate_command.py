@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from p2p import files, inference, runs
+from p2p import inference, runs
 from p2p.config import get_preset
 from p2p.lab import cli, translating
 from p2p.lab.bookruns import save_weights_to
 from p2p.models import Generator
+from p2p.runtime import files
 
 
 @pytest.fixture(scope="module")

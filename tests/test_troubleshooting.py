@@ -1,4 +1,4 @@
-"""The troubleshooting chapter's options and measures: resize-convolution, InstanceNorm, L2, and what the experiments measure."""
+"""The troubleshooting chapters' options and measures: resize-convolution, InstanceNorm, L2, and what the experiments measure."""
 
 import json
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from p2p import data, files, runs
+from p2p import data, runs
 from p2p.config import Config, get_preset, resolve
 from p2p.lab import evaluate, facades
 from p2p.lab.experiments import Experiment, Job
 from p2p.models import Discriminator, receptive_field
+from p2p.runtime import files
 
 #: The paper's FCN-scores on Cityscapes (per-pixel acc, per-class acc, class IoU); None where not reported.
 PAPER = {

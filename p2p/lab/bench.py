@@ -28,7 +28,7 @@ the paper's arithmetic, but the last:
 It also measures inference (the generator, as at test time) and the input pipeline in images
 per second, counts the convolution FLOPs of each kind of step from its graph, and measures this
 machine's matmul GFLOP/s as the yardstick. The steps it compares against live in
-`p2p.lab.reference`. Explained in the chapter "Scaling up".
+`p2p.lab.reference`. Explained in the appendix "Scaling up".
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from p2p import data, devices, files
+from p2p import data
 from p2p.config import PRESETS, Config, get_preset, resolve
 from p2p.inference import translate
 from p2p.lab import records, reference, threads
@@ -56,6 +56,7 @@ from p2p.lab.facades import make_facades
 from p2p.lab.fused_adam import FusedAdam
 from p2p.lab.variants import build_model
 from p2p.optimizers import PAPER_ADAM
+from p2p.runtime import devices, files
 
 TUTORIAL, PAPER = "tutorial step", "paper step, plain"
 CACHED, FUSED, XLA = LEVERS = ("+ cached pipeline", "+ fused Adam", "+ XLA")
@@ -69,7 +70,7 @@ THREADS = ((1, 2), (2, 1))  # (inter-op, intra-op) pool sizes tried in child pro
 
 
 def conv_flops(train_step, inputs, targets) -> int:
-    """FLOPs of one call of a tf.function, counting its convolutions and their gradients from its graph (chapter "Scaling up").
+    """FLOPs of one call of a tf.function, counting its convolutions and their gradients from its graph (appendix "Scaling up").
 
     A convolution, its input gradient and its filter gradient each cost 2 * (output elements)
     * (kernel height * width * input channels); the element-wise work is left out. Only
@@ -183,7 +184,7 @@ CONVOLUTIONS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "FusedC
 
 
 def profile_step(config: Config, folder, variant: str, steps: int) -> dict:
-    """Where a train step's time goes, from a TensorFlow profiler trace of `steps` steps (chapter "Scaling up").
+    """Where a train step's time goes, from a TensorFlow profiler trace of `steps` steps (appendix "Scaling up").
 
     Returns the wall time per step, the time the inter-op threads were busy running the step's
     operations, and that busy time per operation type (oneDNN's `_MklNative` prefix dropped), in
@@ -296,7 +297,7 @@ def bench_config(name, folder, variants, repeats, seconds, extras=True) -> dict:
 
 
 def bench_threads(name, folder, repeats, seconds) -> dict[str, dict]:
-    """p2p's train rates (both update orders) with other thread-pool sizes, each in a child process (chapter "Scaling up").
+    """p2p's train rates (both update orders) with other thread-pool sizes, each in a child process (appendix "Scaling up").
 
     The pool sizes are fixed when TensorFlow starts, hence a process for each.
     """

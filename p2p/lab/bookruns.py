@@ -31,12 +31,13 @@ import keras
 import numpy as np
 
 from p2p import config as configs
-from p2p import data, files, runs, training
+from p2p import data, runs, training
 from p2p.config import Config, get_preset, resolve
 from p2p.inference import translate
 from p2p.lab import datasets, evaluate, facades, records, variants
 from p2p.lab.experiments import Experiment, Job
 from p2p.models import Discriminator
+from p2p.runtime import files
 
 #: Where the shipped book runs live: inside the package, so that `pip install` (Colab) brings them too.
 SHIPPED = Path(__file__).resolve().parent / "trained"

@@ -42,8 +42,8 @@ def main(argv=None) -> int:
             return refuse(err)
         return 0
 
-    from p2p import training
     from p2p.lab import threads
+    from p2p.runtime.stopping import NonFiniteLoss
 
     try:
         if getattr(args, "threads", None):
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         elif hasattr(args, "preset"):
             threads.use_measured_thread_pools(args.preset, verbose=True)
         return COMMANDS[args.command](args)
-    except (ValueError, OSError, training.NonFiniteLoss, RuntimeError) as err:  # DataError, RunInUse, DiskFull among them
+    except (ValueError, OSError, NonFiniteLoss, RuntimeError) as err:  # DataError, RunInUse, DiskFull among them
         return refuse(err)
     except KeyboardInterrupt:  # train has said where it stopped and saved a checkpoint
         return 130
@@ -158,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
                                "each time; a slower server is given up and nothing of the download kept")
 
     for name, description, seeds in (("ablate", "re-run the paper's three ablation tables", [0, 1]),
-                                     ("troubleshoot", "train the troubleshooting chapter's short runs", [0, 1, 2])):
+                                     ("troubleshoot", "train the troubleshooting chapters' short runs", [0, 1, 2])):
         experiment = commands.add_parser(name, help=f"{description} (resumable)")
         experiment.add_argument("--out", type=path, required=True, help="results folder; an existing one is resumed")
         experiment.add_argument("--preset", default="cpu", choices=list(PRESETS))
@@ -248,7 +248,7 @@ def ablate(args) -> int:
 
 
 def troubleshoot(args) -> int:
-    """`python -m p2p troubleshoot`: the troubleshooting chapter's short runs, resumable."""
+    """`python -m p2p troubleshoot`: the troubleshooting chapters' short runs, resumable."""
     from p2p.lab.troubleshooting import VARIANTS, format_rows, run_troubleshooting
 
     results = run_troubleshooting(args.out, args.preset, steps=args.steps, seeds=args.seeds)
@@ -288,7 +288,7 @@ def translate_files(run_dir, images, out_dir, *, overwrite: bool = False, size: 
     its input half is used. Every output is named and checked before the first is written: an input
     image is never replaced, an existing file only with `overwrite` (inputs of the same name from
     different folders get numbered outputs, 1.png, 1-2.png). Each image is padded up to the sides the
-    generator takes (`p2p.lab.translating`, chapter "Troubleshooting"), translated by
+    generator takes (`p2p.lab.translating`, chapter "Troubleshooting your data"), translated by
     `p2p.inference.translate` and cropped back, a line on stderr saying so; `size` first resizes its
     shorter side to that many pixels. An image too large for memory is refused, naming --size.
     """
@@ -298,8 +298,8 @@ def translate_files(run_dir, images, out_dir, *, overwrite: bool = False, size: 
     from PIL import Image
 
     from p2p import data, inference, runs
-    from p2p.files import write_atomically
     from p2p.lab import translating
+    from p2p.runtime.files import write_atomically
 
     if size is not None and size < 1:
         raise ValueError(f"--size {size}: give the shorter side in pixels, 1 or more")

@@ -90,7 +90,7 @@ def dataset(name: str, *, image_size: int = 256, seed: int = 0, root="data", dir
 
 
 def download(name: str, cache_dir=None, *, sha256: str | None = None, timeout: float = 60.0) -> Path:
-    """Download and unpack a dataset released with the paper; return its folder (chapter "Scaling up").
+    """Download and unpack a dataset released with the paper; return its folder (appendix "Scaling up").
 
     Idempotent: a dataset already unpacked is returned without touching the network. An archive
     already in the cache folder (copied there by hand) is used instead of downloading, and kept.

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from p2p import files, training
+from p2p import training
 from p2p.config import Config
 from p2p.lab import records, variants
+from p2p.runtime import files
 
 
 @dataclasses.dataclass(frozen=True)

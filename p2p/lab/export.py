@@ -25,8 +25,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from p2p.files import write_atomically
 from p2p.lab import facades
+from p2p.runtime.files import write_atomically
 
 #: The options the browser needs of each layer type the generator uses; any other layer is refused.
 OPTIONS = {

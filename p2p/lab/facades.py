@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
 
-from p2p.files import write_atomically
+from p2p.runtime.files import write_atomically
 
 #: The 12 classes of the CMP Facade Database, in label order.
 CLASSES = (

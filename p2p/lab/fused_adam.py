@@ -12,7 +12,7 @@ import tensorflow as tf
 
 
 def adam_moments(optimizer: keras.optimizers.Adam, variable) -> tuple[keras.Variable, keras.Variable]:
-    """Adam's first and second moment slots for `variable`, read from Keras' private attributes (chapter "Scaling up").
+    """Adam's first and second moment slots for `variable`, read from Keras' private attributes (appendix "Scaling up").
 
     Keras 3 keeps them in `_momentums` and `_velocities`, indexed by `_get_variable_index`; no
     public API exposes them; tests/test_fused_adam.py checks this on the Keras installed.
@@ -28,7 +28,7 @@ def adam_moments(optimizer: keras.optimizers.Adam, variable) -> tuple[keras.Vari
 
 
 class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam whose update is TensorFlow's one fused kernel per variable (chapter "Scaling up").
+    """keras.optimizers.Adam whose update is TensorFlow's one fused kernel per variable (appendix "Scaling up").
 
     Keras writes the Adam update as a dozen element-wise operations, each a pass over every
     weight and moment; with 57 M weights that is a fifth of a paper-sized train step on a CPU.

@@ -11,7 +11,7 @@
 Both take the model's own optimizers: the benchmark (`p2p.lab.bench`) gives them p2p's default,
 Keras' Adam with the paper's settings (`p2p.optimizers.paper_optimizer`), as the tutorial uses, or
 `p2p.lab.fused_adam.FusedAdam` as a lever. `training_difference` checks that p2p trains exactly
-as the reference it names, with D's loss at the same scale. Explained in the chapter "Scaling up".
+as the reference it names, with D's loss at the same scale. Explained in the appendix "Scaling up".
 
 `discriminator_updates` trains D alone on a scaled loss: under Adam, halving D's loss (the
 paper's way to slow D down) changes D's steps only through Adam's epsilon (chapter "The
@@ -33,7 +33,7 @@ from p2p.optimizers import PAPER_ADAM
 
 
 def tutorial_step(model, *, jit_compile: bool = False, disc_loss_factor: float = 2.0):
-    """The TensorFlow tutorial's train step for `model`'s networks and optimizers (chapter "Scaling up").
+    """The TensorFlow tutorial's train step for `model`'s networks and optimizers (appendix "Scaling up").
 
     D minimises `disc_loss_factor` times p2p's halved loss: 2 is the tutorial's sum of its two
     terms; 1 is p2p's scale, which `training_difference` compares at (under Adam the factor
@@ -62,7 +62,7 @@ def tutorial_step(model, *, jit_compile: bool = False, disc_loss_factor: float =
 
 
 def paper_step(model, *, jit_compile: bool = False):
-    """The paper's train step in PyTorch's order (D's step, then G's against the updated D), plainly (chapter "Scaling up")."""
+    """The paper's train step in PyTorch's order (D's step, then G's against the updated D), plainly (appendix "Scaling up")."""
     generator, discriminator = model.generator, model.discriminator
 
     @tf.function(jit_compile=jit_compile)

@@ -12,12 +12,12 @@ import sys
 
 import tensorflow as tf
 
-from p2p.files import write_json
 from p2p.lab import records
+from p2p.runtime.files import write_json
 
 
 def set_thread_pools(inter_op: int, intra_op: int) -> None:
-    """Size TensorFlow's two thread pools (0: its default); only before its first operation (chapter "Scaling up").
+    """Size TensorFlow's two thread pools (0: its default); only before its first operation (appendix "Scaling up").
 
     Inter-op threads run independent operations side by side; intra-op threads split one
     operation. With small models on few cores (the cpu preset on 2 cores: inter 2, intra 1)
@@ -39,7 +39,7 @@ def machine() -> str:
 
 
 def measured_thread_pools(preset: str) -> tuple[int, int] | None:
-    """The (inter-op, intra-op) sizes the benchmark measured fastest for `preset` here, if it did (chapter "Scaling up").
+    """The (inter-op, intra-op) sizes the benchmark measured fastest for `preset` here, if it did (appendix "Scaling up").
 
     `python -m p2p bench` files them. (0, 0) means TensorFlow's default measured fastest; None,
     that nothing was measured on this machine.

@@ -5,7 +5,7 @@ existing file only with --overwrite, and an --out that cannot be written is refu
 fully convolutional, so `rebuilt` puts its weights on any size whose sides are multiples of
 `size_multiple`: each image is padded up to one (its edges reflected), translated by
 `p2p.inference.translate` (one image, dropout on, its own BatchNorm statistics) and cropped back.
-Explained in the chapters "The training loop" (test time) and "Troubleshooting" (other sizes).
+Explained in the chapters "The training loop" (test time) and "Troubleshooting your data" (other sizes).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ MEMORY_LIMIT = 8 * 1024**3
 
 
 def size_multiple(generator) -> int:
-    """What every side of a generator's input must be a multiple of: 2 ** its encoder layers (chapter "Troubleshooting")."""
+    """What each side of a generator's input must divide by: 2 ** its encoder layers (chapter "Troubleshooting your data")."""
     return math.prod(layer.strides[0] for layer in generator.layers if isinstance(layer, layers.Conv2D))
 
 
 def rebuilt(generator, height: int | None = None, width: int | None = None, *, dropout: bool = True) -> keras.Model:
-    """The generator's layers and weights on height x width inputs, and without dropout if asked (chapter "Troubleshooting").
+    """The generator's layers and weights on other input sizes, without dropout if asked (chapter "Troubleshooting your data").
 
     Every layer is a convolution, a normalisation or elementwise, so the same weights apply to any
     size whose sides are multiples of `size_multiple(generator)`; the bottleneck is then larger
@@ -176,7 +176,7 @@ def resized_size(size: tuple[int, int], shorter: int | None) -> tuple[int, int]:
 
 
 def plan(generator, inputs, outputs, *, size: int | None = None, memory_limit: int | None = None) -> list[Job]:
-    """Decode every input and decide its sizes; refuse one too large for memory, naming --size (chapter "Troubleshooting")."""
+    """Decode each input, decide its sizes; refuse one too big for memory, naming --size (chapter "Troubleshooting your data")."""
     memory_limit = MEMORY_LIMIT if memory_limit is None else memory_limit
     multiple, per_pixel = size_multiple(generator), activation_bytes(generator)
     jobs = []

@@ -7,8 +7,8 @@ The experiments that need no training run on a book run, in the chapter itself: 
 (`rebuilt`, `larger_inputs`), video flicker (`video_flicker`) and the spread of dropout
 (`mode_collapse`). The others train short runs (`VARIANTS`, settings of a `Config`);
 `run_troubleshooting` trains and scores them with the experiment runner (`p2p.lab.experiments`),
-which rewrites results.json after every finished run, so an interrupted runner resumes where it stopped. Explained in the chapter
-"Troubleshooting".
+which rewrites results.json after every finished run, so an interrupted runner resumes where it stopped. Explained in the chapters
+"Troubleshooting training" and "Troubleshooting your data".
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from p2p import data, files, runs
+from p2p import data, runs
 from p2p.config import Config, get_preset, resolve
 from p2p.inference import moving_statistics_kept, translate
 from p2p.lab import evaluate, facades
 from p2p.lab.experiments import Experiment, Job
 from p2p.lab.translating import rebuilt, size_multiple  # noqa: F401 (the chapter's names; translate uses them too)
+from p2p.runtime import files
 
 # Measures -------------------------------------------------------------------------------------------
 
 
 def scores(outputs, targets) -> dict[str, float]:
-    """The chapter's measures of a set of outputs: `evaluate.blur_measures` and the checkerboard (chapter "Troubleshooting")."""
+    """The measures of a set of outputs: `evaluate.blur_measures` and the checkerboard (chapter "Troubleshooting training")."""
     return {**evaluate.blur_measures(outputs, targets), "checkerboard": evaluate.checkerboard(outputs)}
 
 
@@ -42,7 +43,7 @@ def scores(outputs, targets) -> dict[str, float]:
 
 
 def translations_at_test_time(generator, inputs, pool: int = 8) -> dict[str, tf.Tensor]:
-    """Test inputs translated five ways: the paper's, pooled, training=False, predict, G(x) (chapter "Troubleshooting")."""
+    """Test inputs five ways: the paper's, pooled, training=False, predict, G(x) (chapter "Troubleshooting training")."""
     return {
         "one at a time (the paper)": translate(generator, inputs),
         f"pooled batches of {pool}": evaluate.in_batches(generator, inputs, pool),
@@ -53,7 +54,7 @@ def translations_at_test_time(generator, inputs, pool: int = 8) -> dict[str, tf.
 
 
 def discriminator_verdicts(generator, discriminator, inputs, targets) -> dict[str, float]:
-    """D's verdicts on real and generated pairs, and the size of G's gradient under two GAN losses (chapter "Troubleshooting").
+    """D's verdicts on real and generated pairs, and G's gradient under two GAN losses (chapter "Troubleshooting training").
 
     Each pair goes through D alone in training mode, as in a training step at batch size 1 (D's
     moving averages are left as they were). Returns D's mean probability of "real" on the patches
@@ -76,7 +77,7 @@ def discriminator_verdicts(generator, discriminator, inputs, targets) -> dict[st
 
 
 def tile(images, rows: int, columns: int):
-    """Images of one size laid out in a rows x columns grid, as one image per grid (chapter "Troubleshooting")."""
+    """Images of one size laid out in a rows x columns grid, as one image per grid (chapter "Troubleshooting your data")."""
     images = tf.convert_to_tensor(images)
     per_grid = rows * columns
     grids = [tf.concat([tf.concat(list(images[g + r * columns:g + (r + 1) * columns]), axis=1) for r in range(rows)], axis=0)
@@ -85,7 +86,7 @@ def tile(images, rows: int, columns: int):
 
 
 def larger_inputs(generator, inputs, targets, grids=((1, 2), (2, 2))) -> dict[str, dict[str, float]]:
-    """Test label maps tiled into larger, non-square images, translated whole by `rebuilt` (chapter "Troubleshooting").
+    """Test label maps tiled into larger, non-square images, translated whole by `rebuilt` (chapter "Troubleshooting your data").
 
     For each (rows, columns) grid: the scores of the tiled outputs, against the same tiles
     translated one by one at the trained size. Dropout is off, so only the size differs.
@@ -102,13 +103,13 @@ def larger_inputs(generator, inputs, targets, grids=((1, 2), (2, 2))) -> dict[st
 
 
 def panning_frames(labels, size: int, frames: int, speed: int = 1) -> tf.Tensor:
-    """A camera panning over a label map: size x size crops, each `speed` pixels right of the last (chapter "Troubleshooting")."""
+    """A pan over a label map: size x size crops, each `speed` pixels right of the last (chapter "Troubleshooting your data")."""
     top = (labels.shape[0] - size) // 2
     return data.normalize(np.stack([facades.colorize(labels[top:top + size, t * speed:t * speed + size]) for t in range(frames)]))
 
 
 def video_flicker(generator, facade: facades.Facade, frames: int = 16, speeds=(0, 1)) -> dict[int, dict[str, float]]:
-    """Flicker of videos translated frame by frame: dropout on, off, and training=False (chapter "Troubleshooting").
+    """Flicker of videos translated frame by frame: dropout on, off, and training=False (chapter "Troubleshooting your data").
 
     For each speed (pixels per frame; 0 is a still camera), the label map is drawn wide enough
     for `frames` crops of the generator's size, each `speed` pixels right of the last. Returns
@@ -124,7 +125,7 @@ def video_flicker(generator, facade: facades.Facade, frames: int = 16, speeds=(0
 
 
 def mode_collapse(generator, label_maps, draws: int = 8) -> dict[str, dict[str, float]]:
-    """How much G's outputs for one label map vary over dropout draws, against renderings of it (chapter "Troubleshooting").
+    """How much G's outputs for a label map vary over dropout draws, against renderings (chapter "Troubleshooting training").
 
     For each label map: `draws` translations (each with its own dropout masks) and `draws`
     renderings by `p2p.lab.facades.render_photo` with different random generators; the pixel spread
@@ -142,7 +143,7 @@ def mode_collapse(generator, label_maps, draws: int = 8) -> dict[str, dict[str, 
 
 
 def batch_statistics(generator, inputs, targets, batch_size: int = 4) -> dict[str, dict[str, float]]:
-    """Test outputs one at a time, in batches of `batch_size` and with training=False, dropout off (chapter "Troubleshooting").
+    """Test outputs one at a time, in batches of `batch_size`, training=False; no dropout (chapter "Troubleshooting training").
 
     Only whole batches of the inputs are used. Besides the scores of each way, "change from one
     at a time" is the mean absolute difference of its outputs from one-at-a-time outputs.
@@ -160,7 +161,7 @@ def batch_statistics(generator, inputs, targets, batch_size: int = 4) -> dict[st
 
 
 def misaligned_copy(data_dir, out, shift: int, seed: int = 0) -> Path:
-    """A copy of a dataset's training pairs with their A halves (photos) moved `shift` pixels (chapter "Troubleshooting").
+    """A copy of a dataset's training pairs, their A halves (photos) moved `shift` pixels (chapter "Troubleshooting your data").
 
     Each pair's A half moves by `shift` pixels up, down, left or right, drawn at random per pair,
     its edge pixels repeated into the gap; the B half stays. Written as PNG (no new JPEG loss) into
@@ -209,7 +210,7 @@ SAMPLES = 3
 
 def run_troubleshooting(out, preset: Config | str = "cpu", *, steps: int | None = None, seeds=(0, 1, 2),
                         progress: bool = True) -> dict:
-    """Train and score every variant into `out`, resumably; returns the results (chapter "Troubleshooting").
+    """Train and score every variant into `out`, resumably; returns the results (the troubleshooting chapters).
 
     samples.npz keeps the first test examples of each variant's first seed (uint8); each run's
     "curves" are its metrics.csv: the means of the losses over each logging interval.
@@ -263,13 +264,13 @@ def run_troubleshooting(out, preset: Config | str = "cpu", *, steps: int | None 
 
 
 def summary(results: dict, name: str, key: str) -> tuple[float, float, int]:
-    """Mean, standard deviation and count over seeds of one score of one variant (chapter "Troubleshooting")."""
+    """Mean, standard deviation and count over seeds of one score of one variant (the troubleshooting chapters)."""
     values = [run[key] for run in results["runs"].values() if run["variant"] == name]
     return float(np.mean(values)), float(np.std(values)), len(values)
 
 
 def format_rows(results: dict, names, keys=("sharpness", "colour_spread", "l1", "checkerboard"), truth="real photos") -> str:
-    """A table of variants by scores: the mean, ± the std over seeds where several ran (chapter "Troubleshooting").
+    """A table of variants by scores: the mean, ± the std over seeds where several ran (the troubleshooting chapters).
 
     The first row is the scores of `truth`: "real photos" or "label maps" (for the AtoB run).
     """

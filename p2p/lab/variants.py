@@ -5,7 +5,7 @@
 (`gan_update="simultaneous"`; Lua's is between the two: G's loss from D's verdict before its update,
 its gradient through the updated D), an L2 reconstruction term, a scaled learning rate for D. With the
 paper's settings it takes the same steps as `p2p.Pix2Pix` (tests/test_variants.py). Explained in
-the chapters "Reproducing the paper" and "Troubleshooting".
+the chapters "Reproducing the paper" and "Troubleshooting training".
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from p2p import devices, losses, training
+from p2p import losses, training
 from p2p.config import Config
 from p2p.optimizers import PAPER_ADAM, paper_optimizer
 from p2p.pix2pix import METRICS, Pix2Pix, apply_gradients
+from p2p.runtime import devices
 
 
 def l2_loss(target, output):
-    """Mean squared error between target and output, in [-1, 1] units; the mean minimises it (chapter "Troubleshooting")."""
+    """Mean squared error of output and target in [-1, 1] units; the mean minimises it (chapter "Troubleshooting training")."""
     return ops.mean(ops.square(ops.cast(target, "float32") - ops.cast(output, "float32")))
 
 

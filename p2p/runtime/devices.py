@@ -1,4 +1,4 @@
-"""Where a run computes: the accelerator, the number format, XLA, tf.distribute (chapter "Scaling up").
+"""Where a run computes: the accelerator, the number format, XLA, tf.distribute (appendix "Scaling up").
 
 Each setting's "auto" picks what measured fastest on the hardware found.
 """
@@ -16,7 +16,7 @@ STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
 
 
 def accelerator() -> str | None:
-    """"TPU" or "GPU" when this process has one, else None: a CPU (chapter "Scaling up")."""
+    """"TPU" or "GPU" when this process has one, else None: a CPU (appendix "Scaling up")."""
     for kind in ("TPU", "GPU"):
         if tf.config.list_physical_devices(kind):
             return kind
@@ -24,12 +24,12 @@ def accelerator() -> str | None:
 
 
 def resolve_jit_compile(setting: bool | str) -> bool:
-    """XLA on or off; "auto" is on with a GPU or TPU and off on a CPU, where it measured slower (chapter "Scaling up")."""
+    """XLA on or off; "auto" is on with a GPU or TPU and off on a CPU, where it measured slower (appendix "Scaling up")."""
     return accelerator() is not None if setting == "auto" else bool(setting)
 
 
 def resolve_precision(setting: str) -> str:
-    """The dtype policy for `setting`; "auto": mixed float16 on GPUs, bfloat16 on TPUs, else float32 (chapter "Scaling up")."""
+    """The dtype policy for `setting`; "auto": mixed float16 on GPUs, bfloat16 on TPUs, else float32 (appendix "Scaling up")."""
     if setting == "auto":
         return {"GPU": "mixed_float16", "TPU": "mixed_bfloat16"}.get(accelerator(), "float32")
     if setting not in PRECISIONS:
@@ -38,7 +38,7 @@ def resolve_precision(setting: str) -> str:
 
 
 def make_strategy(name: str = "default") -> tf.distribute.Strategy:
-    """The tf.distribute strategy called `name`, one of STRATEGIES (chapter "Scaling up")."""
+    """The tf.distribute strategy called `name`, one of STRATEGIES (appendix "Scaling up")."""
     if name == "default":  # this process's one device, or the strategy whose scope we are in
         return tf.distribute.get_strategy()
     if name == "mirrored":  # every local GPU, or the CPU
@@ -61,7 +61,7 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run folder: yes, unless it is a multi-worker run's non-chief (chapter "Scaling up")."""
+    """Whether this process writes the run folder: yes, unless it is a multi-worker run's non-chief (appendix "Scaling up")."""
     resolver = strategy.cluster_resolver if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
     if resolver is None or not resolver.task_type:  # a single process
         return True
@@ -70,7 +70,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def fit_multi_worker(model, strategy, dataset, steps_per_epoch, epochs, callbacks) -> None:
-    """`model.fit` for MultiWorkerMirroredStrategy, where Keras 3's fit fails (keras-team/keras#20585; chapter "Scaling up")."""
+    """`model.fit` for MultiWorkerMirroredStrategy, where Keras 3's fit fails (keras-team/keras#20585; appendix "Scaling up")."""
     options = tf.data.Options()  # from a list of files: each worker reads all and keeps its share of every batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     iterator = iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))

@@ -1,4 +1,4 @@
-"""Files written whole: a kill or a full disk never leaves one half-written (chapter "The training loop").
+"""Files written whole: a kill or a full disk never leaves one half-written (README "What it promises").
 
 Free of TensorFlow, so that writing the procedural facades does not wait for it.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def write_atomically(path, write, *, text: bool = False) -> Path:
-    """Call write(file) on a file beside `path`, then move it into place: never half-written (chapter "The training loop")."""
+    """Write with write(file) beside `path`, then move into place: never half-written (README "What it promises")."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -26,5 +26,5 @@ def write_atomically(path, write, *, text: bool = False) -> Path:
 
 
 def write_json(path, value) -> Path:
-    """Write `value` as indented JSON to `path`, atomically (chapter "The training loop")."""
+    """Write `value` as indented JSON to `path`, atomically (README "What it promises")."""
     return write_atomically(path, lambda file: file.write(json.dumps(value, indent=2) + "\n"), text=True)
