@@ -19,6 +19,12 @@ def introduction(text, kinds):
 def data(text, kinds):
     assert "train 400 files" in text and "test 106 files" in text
     assert "(512, 256) RGB" in text and "bad-data/1.jpg: cannot be decoded" in text
+    # the data path, printed from p2p.data and run on tensors
+    for function in ("load_pair", "_read_halves", "_orient", "decode_rgb", "normalize", "jitter", "resize", "paired_dataset",
+                     "list_pairs", "check_pair_file"):
+        assert f"def {function}(" in text, function
+    assert "-> out: input (128, 128, 3) target (128, 128, 3)" in text
+    assert "one batch: inputs (4, 128, 128, 3) float32 targets (4, 128, 128, 3)" in text
 
 
 def _table(text, names):
@@ -53,6 +59,12 @@ def objective(text, kinds):
     for name in ("L1", "L1 + cGAN"):
         assert 0 < table[name]["l1"] < 1 and 0 < table[name]["sharpness"] < 2 and table[name]["colour spread"] >= 0
     assert table["L1 + cGAN"]["sharpness"] > 2 * table["L1"]["sharpness"]  # the chapter's lesson: L1 alone blurs
+    # the losses run on tensors: log 2 for an undecided D
+    assert "D undecided:      D's loss 0.693, G's adversarial loss 0.693" in text
+    assert "D right, 95% sure: D's loss 0.049, G's adversarial loss 3.049" in text
+    # what the detail is made of: the L1 + cGAN model's grid noise stands well above the real photos' and the L1 model's
+    grid = dict(re.findall(r"^(real photo|L1 \+ cGAN|L1) +sharpness .* grid noise (\d\.\d+)", text, re.MULTILINE))
+    assert float(grid["L1 + cGAN"]) > 4 * max(float(grid["real photo"]), float(grid["L1"]))
     assert "image/png" in kinds
 
 
@@ -112,6 +124,14 @@ def training(text, kinds):
         assert re.search(re.escape(row) + r"( +\d\.\d{3}){4}", text)
     differences = re.search(r"mean difference between two translations: (\d+\.\d+)", text)
     assert differences and float(differences.group(1)) > 0  # dropout is on at test time
+    # the core that trains, printed and run: the step on one batch, the optimizer and its schedule, train, translate
+    for head in ("def train_step(", "def train_discriminator(", "def apply_gradients(", "def paper_optimizer(",
+                 "class LinearDecay(", "def build_model(", "def train(", "def translate(", "def _translate_each("):
+        assert head in text, head
+    assert "-> D's logits for the pair (x, y) (1, 30, 30, 1)" in text
+    assert "G: 37 of its 37 weight tensors moved" in text and "D: 10 of its 10 weight tensors moved" in text
+    assert "steps taken: gen_optimizer 1 disc_optimizer 1" in text
+    assert "learning rate at step 0: 2.0e-04, 40,000: 2.0e-04, 60,000: 1.0e-04, 80,000: 0.0e+00" in text
 
 
 def play(text, kinds):
@@ -126,13 +146,21 @@ def reproducing(text, kinds):
     assert "PSNR (dB)" in text and "SSIM" in text  # the image scores beside the FCN-scores
     assert "share in the paper" in text  # the patch-size mapping, stated
     assert "G from D's verdict before D's update (Lua, TF tutorial)" in text  # the measured implementation option
-    assert "image/png" in kinds
+    assert re.search(r"^results: preset 'cpu', 4000 steps per run, seeds \[0, 1, 2\], at commit \w{10} on ", text, re.MULTILINE)
+    assert "image/png" in kinds and "text/markdown" in kinds  # the samples; the implementations table, as text
 
 
 def scaling(text, kinds):
     assert "GFLOP per train step" in text and "tutorial step" in text and "image/png" in kinds
+    # each committed result's provenance in one line: command | commit | date | machine | TensorFlow
+    for command in ("python -m p2p bench --json results/bench.json", "python -m p2p bench --profile 20 "):
+        assert re.search(r"^" + re.escape(command) + r".* \| commit \w{10}(\+changes)? \| \d{4}-\d\d-\d\d \| .+ \| "
+                         r"TensorFlow \S+$", text, re.MULTILINE), command
     assert "fused Adam" in text and "convolutions" in text  # the committed profile
-    assert re.search(r"p2p, simultaneous update +\d+\.\d\d steps/s +\d\.\d\dx the tutorial's step", text)
+    # the live rates (nbval skips this cell's output: they depend on the CPU): the same steps, the same speed within 2x
+    live = dict(re.findall(r"^\w+ +(p2p|p2p, simultaneous update) +\d+\.\d\d steps/s +(\d+\.\d\d)x the tutorial's step", text,
+                           re.MULTILINE))
+    assert len(live) == 2 and all(0.5 < float(ratio) < 2 for ratio in live.values()), live
     for gan_update in ("sequential", "simultaneous"):
         assert re.search(gan_update + r" +largest .*the same training, up to float rounding: True", text)
     # at the tutorial's own scale (D's summed loss) the runs differ through Adam's epsilon: more than rounding, still small
@@ -145,10 +173,19 @@ def scaling(text, kinds):
     assert "metrics.csv steps: [3, 6]" in text
 
 
-def troubleshooting(text, kinds):
+#: The short runs whose rows the chapter "Troubleshooting your data" prints; "Troubleshooting training" prints every other one.
+DATA_RUNS = ("baseline", "photos moved 2 px", "photos moved 8 px", "AtoB (wrong direction)")
+
+#: The line the troubleshooting chapters print for the short runs they read: command, steps, commit, date, machine, CPU time.
+PROVENANCE = (r"^results: `python -m p2p[ .]troubleshoot\S* [^`]+` \(\d+ steps per run\) at commit \w{10} "
+              r"on \d{4}-\d\d-\d\d, .+, \d+ CPU min$")
+
+
+def troubleshooting_training(text, kinds):
     from p2p.lab.troubleshooting import VARIANTS
 
     assert "image/png" in kinds and "book run 'l1-cgan' (" in text
+    assert re.search(PROVENANCE, text, re.MULTILINE)  # the short runs' provenance, in one line
     for way in ("one at a time (the paper)", "pooled batches of 8", "training=False"):
         assert re.search(re.escape(way) + r"( +\d\.\d{3}){3}", text)
     for call in ("generator.predict(x)", "generator(x)"):
@@ -156,9 +193,19 @@ def troubleshooting(text, kinds):
         assert largest and float(largest.group(1)) < 1e-5  # the same inference, in another graph: rounding at most
     gradients = re.search(r"non-saturating -log D (\d\.\d+), saturating log\(1 - D\) (\d\.\d+)", text)
     assert gradients and float(gradients.group(1)) + float(gradients.group(2)) == pytest.approx(1.0, abs=2e-3)
-    for name in VARIANTS:  # every short run has a row of scores
-        assert re.search(r"^" + re.escape(name) + r"(, [\w ]+)? +-?\d+\.\d{3}", text, re.MULTILINE), name
+    for name in VARIANTS:  # every short run has a row of scores, in this chapter or the data one
+        if name not in DATA_RUNS or name == "baseline":
+            assert re.search(r"^" + re.escape(name) + r"(, [\w ]+)? +-?\d+\.\d{3}", text, re.MULTILINE), name
     assert re.search(r"batch 4, InstanceNorm, batches of 4( +\d\.\d{3}){3} +0\.000", text)  # its own statistics
+    spreads = dict(re.findall(r"^(G, dropout draws|renderings) +(\d\.\d{3})", text, re.MULTILINE))
+    assert float(spreads["G, dropout draws"]) < float(spreads["renderings"])
+
+
+def troubleshooting_data(text, kinds):
+    assert "image/png" in kinds and "book run 'l1-cgan' (" in text
+    assert re.search(PROVENANCE, text, re.MULTILINE)  # the short runs' provenance, in one line
+    for name in DATA_RUNS:  # the short runs of this chapter have their rows of scores
+        assert re.search(r"^" + re.escape(name) + r"(, [\w ]+)? +-?\d+\.\d{3}", text, re.MULTILINE), name
     # the label colours' share of each side (nbval skips this cell's output: its last digit depends on the CPU)
     shares = dict(re.findall(r"direction=(\w+): (\d+)% of the input pixels", text))
     assert int(shares["BtoA"]) > 90 and int(shares["AtoB"]) < 10
@@ -166,14 +213,13 @@ def troubleshooting(text, kinds):
     assert "rebuilt(generator, 128, 192): a 128x192 input does not fit this generator" in text and "multiples of 128" in text
     still = re.search(r"still camera +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3})", text)
     assert still and float(still.group(1)) == float(still.group(3)) == 0.0 < float(still.group(2))  # dropout alone flickers
-    spreads = dict(re.findall(r"^(G, dropout draws|renderings) +(\d\.\d{3})", text, re.MULTILINE))
-    assert float(spreads["G, dropout draws"]) < float(spreads["renderings"])
 
 
 CHECKS = {
     "01-introduction": introduction, "02-data": data, "03-objective": objective, "04-generator": generator,
     "05-patchgan": patchgan, "06-training": training, "07-play": play, "08-reproducing": reproducing,
-    "09-scaling": scaling, "10-troubleshooting": troubleshooting,
+    "appendix-scaling": scaling, "09-troubleshooting-training": troubleshooting_training,
+    "10-troubleshooting-data": troubleshooting_data,
 }
 
 

@@ -19,7 +19,7 @@ CHAPTERS = sorted(BOOK.glob("*.ipynb"))
 
 def test_every_chapter_in_the_toc_has_checks():
     toc = yaml.safe_load((BOOK.parent / "_toc.yml").read_text())
-    listed = [toc["root"]] + [c["file"] for c in toc["chapters"]]
+    listed = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
     assert sorted(Path(f).name for f in listed) == [c.stem for c in CHAPTERS]
     checks = (BOOK / "conftest.py").read_text()
     assert all(f'"{c.stem}": ' in checks for c in CHAPTERS), "each chapter has its checks in book/conftest.py CHECKS"
@@ -37,3 +37,15 @@ def test_chapter_structure(chapter):
     markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
     assert "**In this chapter**" in markdown and "## Summary" in markdown and "## Exercises" in markdown
     assert not re.search(r"layers\.Conv2D(Transpose)?\(|GradientTape\(\)", "\n".join(c.source for c in code))
+
+
+def test_the_introduction_lists_every_page_in_the_order_of_the_toc():
+    toc = yaml.safe_load((BOOK.parent / "_toc.yml").read_text())
+    pages = [BOOK.parent / f"{c['file']}.ipynb" for part in toc["parts"] for c in part["chapters"]]
+    titles = [nbformat.read(p, as_version=4).cells[0].source.splitlines()[0] for p in pages]
+    names = [title.removeprefix("# ").removeprefix("Appendix: ").split(":")[0] for title in titles]
+    introduction = nbformat.read(BOOK / "01-introduction.ipynb", as_version=4)
+    listing = next(c.source for c in introduction.cells if c.source.startswith("## The chapters"))
+    positions = [listing.find(f"**{name}**") for name in names]
+    assert -1 not in positions, [name for name, at in zip(names, positions) if at == -1]
+    assert positions == sorted(positions), "chapter 1 lists the pages in the order of the table of contents"

@@ -77,7 +77,7 @@ async function check(page) {
 
 def _chapters():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [chapter["file"] for chapter in toc["chapters"]]
+    return [toc["root"]] + [chapter["file"] for part in toc["parts"] for chapter in part["chapters"]]
 
 
 def _build(source: Path, folder: Path) -> Path:
@@ -194,3 +194,11 @@ def test_every_chapters_setup_cell_is_collapsed(site):
         cell = page.rindex('<div class="cell ', 0, setup)  # the cell's own div, not its cell_input
         opening = page[cell:page.index(">", cell)]
         assert "tag_hide-cell" in opening and "<details" in page[cell:setup], f"{chapter}: the setup cell is not collapsed"
+
+
+def test_the_implementations_table_is_a_table_of_text(site):
+    """Chapter 8's five implementations, displayed from a cell as Markdown, reach the page as an HTML table."""
+    page = (site / "book" / "08-reproducing.html").read_text()
+    table = page[page.index("<table", page.index("Five implementations side by side")):]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr") >= 10 and "TF tutorial" in table and "bottleneck" in table
