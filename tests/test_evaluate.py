@@ -75,3 +75,15 @@ def test_window_contrast_sees_windows_where_the_label_map_has_them():
     assert evaluate.window_contrast(dark_windows, label_image) > 1.5
     assert evaluate.window_contrast(-dark_windows, label_image) < -1.5  # light windows on a dark wall
     assert evaluate.window_contrast(tf.random.stateless_uniform((1, 64, 64, 3), [0, 1]), label_image) == pytest.approx(0, abs=0.1)
+
+
+def test_grid_noise_is_the_amplitude_of_a_printed_grid():
+    rng = np.random.default_rng(0)
+    rows, columns = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    grid = 0.2 * np.cos(np.pi * rows / 2) * np.cos(np.pi * columns / 2)  # a 4-pixel grid, off both axes
+    courses = 0.5 * np.cos(np.pi * rows / 2)  # brick courses every 4 rows: on an axis, not a grid
+    noise = rng.normal(0, 0.05, (4, 32, 32, 3))
+    assert evaluate.grid_noise(noise) < 0.01  # white noise: no peak above its neighbours
+    assert evaluate.grid_noise(noise + courses[None, ..., None]) < 0.01
+    # a separable cosine of amplitude 0.2 has RMS 0.2 / 2, in four frequency components
+    assert evaluate.grid_noise(noise + grid[None, ..., None]) == pytest.approx(0.1, abs=0.01)

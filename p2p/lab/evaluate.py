@@ -79,7 +79,7 @@ def blur_measures(outputs, targets) -> dict[str, float]:
 
 
 def checkerboard(images) -> float:
-    """Mean amplitude of the two-pixel checkerboard pattern in [-1, 1] images (chapter "Troubleshooting").
+    """Mean amplitude of the two-pixel checkerboard pattern in [-1, 1] images (chapter "Troubleshooting training").
 
     Over every 2x2 block and channel, |x[0, 0] - x[0, 1] - x[1, 0] + x[1, 1]| / 4: the amplitude a
     for a pure checkerboard of +a and -a, zero for ramps and flat areas.
@@ -89,19 +89,37 @@ def checkerboard(images) -> float:
     return float(np.mean(np.abs(x[:, ::2, ::2] - x[:, ::2, 1::2] - x[:, 1::2, ::2] + x[:, 1::2, 1::2])) / 4)
 
 
+def grid_noise(images, periods=(2, 4, 8)) -> float:
+    """How strong a 2, 4 or 8 px grid is in [-1, 1] images: its spectral excess (chapter "The conditional GAN objective").
+
+    A decoder's stride-2 upsampling can print a periodic grid on its outputs; photos have none. At the
+    frequencies of those periods off both axes (axis-aligned structure, brick courses and window rows, lies
+    on the axes), the mean power spectrum's excess over its four neighbours, as the amplitude it adds.
+    """
+    x = np.asarray(images, np.float32)
+    height, width = x.shape[1:3]
+    x = np.moveaxis(x, -1, 1).reshape(-1, height, width)  # every channel of every image
+    power = np.mean(np.abs(np.fft.fft2(x - x.mean(axis=(1, 2), keepdims=True))) ** 2, axis=0)
+    points = {(u, v) for p in periods
+              for u in range(height // p, height, height // p) for v in range(width // p, width, width // p)}
+    excess = sum(max(power[u, v] - np.mean([power[(u + a) % height, (v + b) % width]
+                                            for a, b in ((1, 0), (-1, 0), (0, 1), (0, -1))]), 0.0) for u, v in points)
+    return float(np.sqrt(excess) / (height * width))  # Parseval: the RMS of the grid's components
+
+
 def flicker(frames, shift: int = 1) -> float:
-    """Mean change between consecutive frames panning `shift` pixels per frame, the motion undone (chapter "Troubleshooting")."""
+    """Mean change between frames of a pan by `shift` pixels a frame, the motion undone (chapter "Troubleshooting your data")."""
     frames = np.asarray(frames, np.float32)
     return float(np.mean(np.abs(frames[1:, :, :frames.shape[2] - shift] - frames[:-1, :, shift:])))
 
 
 def pixel_spread(draws) -> float:
-    """Standard deviation of each pixel over several images of one scene, averaged over pixels (chapter "Troubleshooting")."""
+    """Standard deviation of each pixel over several images of one scene, averaged (chapter "Troubleshooting training")."""
     return float(np.mean(np.std(np.asarray(draws, np.float32), axis=0)))
 
 
 def label_colour_share(images, tolerance: float = 0.15) -> float:
-    """Share of pixels within `tolerance` (per channel, [-1, 1] units) of a label colour (chapter "Troubleshooting")."""
+    """Share of pixels within `tolerance` (per channel, [-1, 1] units) of a label colour (chapter "Troubleshooting your data")."""
     colours = tf.constant(facades.COLORS, tf.float32) / 127.5 - 1.0
     near = [tf.reduce_min(tf.reduce_max(tf.abs(tf.cast(image, tf.float32)[..., None, :] - colours), -1), -1) < tolerance
             for image in images]  # one image at a time: (height, width, 12, 3) floats each
@@ -109,7 +127,7 @@ def label_colour_share(images, tolerance: float = 0.15) -> float:
 
 
 def in_batches(generator, inputs, batch_size: int):
-    """`generator(batch, training=True)` over consecutive batches: statistics pooled per batch (chapter "Troubleshooting").
+    """`generator(batch, training=True)` over consecutive batches, statistics pooled (chapter "Troubleshooting training").
 
     The generator's BatchNorm moving averages are left as they were.
     """
