@@ -49,3 +49,19 @@ def test_the_introduction_lists_every_page_in_the_order_of_the_toc():
     positions = [listing.find(f"**{name}**") for name in names]
     assert -1 not in positions, [name for name, at in zip(names, positions) if at == -1]
     assert positions == sorted(positions), "chapter 1 lists the pages in the order of the table of contents"
+
+
+#: The core that trains pix2pix, whole: what chapters 2-6 print (p2p.runtime is the machinery beneath it).
+TRAINING_CORE = ("data", "losses", "models", "pix2pix", "optimizers", "inference", "config", "training", "runs")
+
+
+def test_chapters_2_to_6_print_every_line_of_the_core_that_trains():
+    printed = "".join(
+        output.get("text", "")
+        for chapter in ("02-data", "03-objective", "04-generator", "05-patchgan", "06-training")
+        for cell in nbformat.read(BOOK / f"{chapter}.ipynb", as_version=4).cells if cell.cell_type == "code"
+        for output in cell.outputs if output.output_type == "stream"
+    )
+    for module in TRAINING_CORE:
+        source = (BOOK.parent / "p2p" / f"{module}.py").read_text()
+        assert source.rstrip("\n") in printed, f"p2p/{module}.py, as it is now, is not printed whole by chapters 2-6"
