@@ -29,7 +29,7 @@ check: $(INSTALLED)
 	$(BIN)/ruff check p2p tests book/_ext book/conftest.py
 	$(BIN)/pytest -m "not slow" tests
 
-# Unit tests, papermill runs of the chapters, the site in headless Chromium, then nbval.
+# The unit tests (the site in headless Chromium among them), then nbval on every chapter with its checks.
 test: chromium npm $(INSTALLED) editor
 	$(BIN)/pytest tests
 	$(BIN)/pytest --nbval book/
