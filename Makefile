@@ -34,8 +34,10 @@ test: chromium npm $(INSTALLED) editor
 	$(BIN)/pytest tests
 	$(BIN)/pytest --nbval book/
 
-# Re-executes the chapters in place, for committing them executed.
+# Re-executes the chapters in place, for committing them executed; from no run folders, as on a fresh clone (a run
+# folder left from an earlier execution would be resumed, finished, and its training missing from the outputs).
 chapters: $(INSTALLED)
+	rm -rf book/runs
 	cd book && for chapter in *.ipynb; do ../$(BIN)/jupyter-execute --inplace "$$chapter" || exit 1; done
 
 # The fast unit tests on the lowest TensorFlow p2p supports, in an environment of their own (not part of CI).
