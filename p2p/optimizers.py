@@ -1,4 +1,4 @@
-"""The optimizer: Keras' Adam with the paper's settings, and the official PyTorch code's decay (chapter "The training loop")."""
+"""The paper's Adam and the official PyTorch code's decay (chapter "The train step")."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import tensorflow as tf
 PAPER_ADAM = {"learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999}
 
 
-def paper_optimizer(steps: int | None = None, lr_decay: float = 0.0, learning_rate: float = PAPER_ADAM["learning_rate"]
+def paper_optimizer(steps: int | None = None, lr_decay: float = 0.0,
+                    learning_rate: float = PAPER_ADAM["learning_rate"]
                     ) -> keras.optimizers.Optimizer:
-    """Keras' Adam with the paper's settings, falling to 0 over the last `lr_decay` of `steps` (chapter "The training loop")."""
+    """The paper's Adam, its rate falling to 0 over the last `lr_decay` of `steps`."""
     if lr_decay:
         if steps is None:
             raise ValueError("a learning-rate decay needs the run's number of steps")
@@ -21,9 +22,10 @@ def paper_optimizer(steps: int | None = None, lr_decay: float = 0.0, learning_ra
 
 @keras.saving.register_keras_serializable(package="p2p")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """The official PyTorch code's linear decay after `constant_steps`, stepped per train step (chapter "The training loop")."""
+    """The official PyTorch code's linear decay after `constant_steps`, per step."""
 
-    def __init__(self, initial_learning_rate: float, constant_steps: int, decay_steps: int):
+    def __init__(self, initial_learning_rate: float, constant_steps: int,
+                 decay_steps: int):
         self.initial_learning_rate = initial_learning_rate
         self.constant_steps, self.decay_steps = constant_steps, decay_steps
 
@@ -32,5 +34,6 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return self.initial_learning_rate * (1.0 - tf.clip_by_value(done, 0.0, 1.0))
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "constant_steps": self.constant_steps,
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "constant_steps": self.constant_steps,
                 "decay_steps": self.decay_steps}

@@ -16,9 +16,9 @@ from p2p.optimizers import PAPER_ADAM
 
 
 @pytest.mark.slow  # the benchmark's own checks train or profile for seconds: the full tier
-def test_the_paper_step_trains_as_its_reference_step(facades_root, gan_update="sequential"):
-    # sequential = the paper's step in PyTorch's order; the simultaneous one against the TensorFlow tutorial's step is
-    # the appendix "Scaling up"'s cell, asserted on nbval's run of it (book/conftest.py)
+def test_the_simultaneous_step_trains_as_the_tutorials_step(facades_root, gan_update="simultaneous"):
+    # the TensorFlow tutorial's step is the outside reference (p2p.lab.reference); the paper's step is p2p's own, written
+    # once (tests/test_pix2pix.py checks its order); the appendix "Scaling up"'s cell runs this too, on nbval's run.
     # Both with Keras' Adam, D's loss at the same scale (training_difference runs the tutorial's step on p2p's halved loss).
     # The graphs may round differently (other CPUs sum in other orders), and Adam divides by each gradient's running size,
     # so a weight whose gradient is near zero can step differently: hence relative bounds, 1e-4 on the losses and 1% on

@@ -6,9 +6,8 @@ import pytest
 
 from p2p import config as configs
 from p2p import data, runs
-from p2p.config import get_preset
 from p2p.inference import translate
-from p2p.lab import bookruns, evaluate, facades
+from p2p.lab import bookruns, evaluate, facades, variants
 
 
 @pytest.mark.parametrize("name", list(bookruns.BOOK_RUNS))
@@ -18,8 +17,11 @@ def test_every_book_run_is_shipped_with_its_provenance(name):
     assert provenance["command"] == f"python -m p2p bookruns {name}"
     assert provenance["steps"] > 0
     assert provenance["train_seconds"] > 0 and len(provenance["commit"]) >= 40
-    config = configs.read(folder)
-    assert config == get_preset("book", steps=provenance["steps"], precision="float32", **bookruns.get(name).options)
+    config = variants.read(folder)  # a variant's settings too (the L1 runs: gan_weight 0)
+    expected = variants.configure("book", steps=provenance["steps"], precision="float32", **bookruns.get(name).options)
+    assert config == expected
+    assert configs.read(folder) == configs.resolve(
+        "book", **{k: v for k, v in expected.to_dict().items() if k != "variant"})  # the core reads its architecture
     steps = sorted(k for k in bookruns.milestones(name) if k != "truth")
     assert steps[-1] == provenance["steps"] and len(steps) >= 5
     samples = bookruns.samples(name)

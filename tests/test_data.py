@@ -73,7 +73,7 @@ def test_same_seed_same_batches(facades_root):
 def test_grayscale_and_rgba_are_converted(tmp_path):
     _write(tmp_path / "gray.png", np.full((16, 32), 200, np.uint8))
     _write(tmp_path / "rgba.png", np.full((16, 32, 4), 100, np.uint8))
-    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=16, jitter=False, shuffle=False, batch_size=2)))
+    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=16, augment=False, shuffle=False, batch_size=2)))
     assert inputs.shape == (2, 16, 16, 3)
     np.testing.assert_allclose(inputs[0], 200 / 127.5 - 1, atol=1e-5)
     np.testing.assert_allclose(inputs[1], 100 / 127.5 - 1, atol=1e-5)
@@ -189,12 +189,12 @@ def test_an_exif_rotated_jpeg_is_read_as_shown_by_the_checks_training_and_transl
                 np.testing.assert_allclose(band, colour, atol=12)  # JPEG's loss, mostly at the edges between colours
 
     assert data.check_pair_file(tmp_path / "1.jpg") == (64, 32)  # the checks
-    assert data.list_pairs(tmp_path) == [tmp_path / "1.jpg"]
+    assert data.list_pairs(tmp_path) == [(tmp_path / "1.jpg",)]
     image = data.load_image(tmp_path / "1.jpg")  # translate
     assert image.shape == (32, 64, 3)
     assert_halves(image[:, :32], image[:, 32:])
-    assert_halves(*data.load_pair(tmp_path / "1.jpg", "AtoB"))
-    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=32, jitter=False, shuffle=False,
+    assert_halves(*data.load_pair((tmp_path / "1.jpg",), "AtoB"))
+    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=32, augment=False, shuffle=False,
                                                     direction="AtoB")))  # training: 32x32 halves, not resized
     assert_halves(inputs[0], targets[0])
 
@@ -223,7 +223,7 @@ def test_skipped_files_are_said_once_and_hidden_files_and_folders_are_passed_ove
     (tmp_path / ".DS_Store").write_bytes(b"\0" * 8)
     (tmp_path / "._1.png").write_bytes(b"\0\5\26\7 Mac OS X")  # macOS's record of 1.png's attributes, not an image
     (tmp_path / "train").mkdir()
-    assert data.list_pairs(tmp_path) == [tmp_path / "1.png"]
+    assert data.list_pairs(tmp_path) == [(tmp_path / "1.png",)]
     data.paired_dataset(tmp_path)  # a run lists its folder again: said once
     notes = [line for line in capsys.readouterr().err.splitlines() if str(tmp_path) in line]
     assert notes == [f"{tmp_path}: skipped 4 files of other formats (2.gif, 3.tif, 4.webp and 1 more); only .jpg, .jpeg, "
@@ -261,7 +261,7 @@ def test_training_and_translate_read_alike_what_tensorflow_could_not(tmp_path, n
     grey = np.random.default_rng(0).choice(np.array(levels, np.uint8), (16, 32))
     save(tmp_path / name, grey)
     expected = data.normalize(np.repeat(grey[..., None], 3, axis=-1))  # a 16-bit 128 * 257 reads as 128
-    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=16, jitter=False, shuffle=False,
+    inputs, targets = next(iter(data.paired_dataset(tmp_path, image_size=16, augment=False, shuffle=False,
                                                     direction="AtoB")))
     # exact: 16x16 halves are not resized, the pipeline's round trip through uint8 gives back the same levels, and the
     # same levels give the same floats (/ 127.5 - 1 is correctly rounded wherever it runs)
@@ -316,7 +316,7 @@ def test_separate_a_and_b_folders_pair_by_name(tmp_path, splits):
     np.testing.assert_allclose(targets[1], data.resize(data.load_image(b_dir / "2.jpg"), 16), atol=1e-6)
     swapped, _ = data.example_batch(folder, 3, image_size=16, direction="BtoA")
     np.testing.assert_array_equal(swapped, targets)  # exact: the same resize of the same B files
-    batch = next(iter(data.paired_dataset(folder, image_size=16, jitter=False, shuffle=False, batch_size=3,
+    batch = next(iter(data.paired_dataset(folder, image_size=16, augment=False, shuffle=False, batch_size=3,
                                           direction="AtoB")))
     np.testing.assert_allclose(batch[0], inputs, atol=1 / 127.5)
     np.testing.assert_allclose(batch[1], targets, atol=1 / 127.5)
@@ -359,7 +359,7 @@ def test_pairs_are_cached_at_the_jitter_size_within_uint8_rounding(tmp_path):
     rng = np.random.default_rng(1)
     _write(tmp_path / "1.png", rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))  # halves of 25x30, not square
     load = int(round(16 * data.JITTER_SCALE))
-    whole = tf.concat([data.resize(half, load) for half in data.load_pair(tmp_path / "1.png")], axis=-1).numpy()
+    whole = tf.concat([data.resize(half, load) for half in data.load_pair((tmp_path / "1.png",))], axis=-1).numpy()
     places = [whole[i:i + 16, j:j + 16] for i in range(load - 15) for j in range(load - 15)]  # every crop, mirrored or not
     places += [place[:, ::-1] for place in places]
     cached = data.paired_dataset(tmp_path, image_size=16, seed=4).repeat(8)
@@ -377,7 +377,7 @@ def test_pairs_are_cached_at_the_jitter_size_within_uint8_rounding(tmp_path):
 def test_pairs_over_the_cache_budget_are_decoded_on_every_pass(tmp_path, monkeypatch, budget, reread):
     monkeypatch.setattr(data, "CACHE_BUDGET", budget)  # one pair at 8x8 as uint8 needs 6 * 8 * 8 bytes
     _write(tmp_path / "1.png", np.zeros((8, 16, 3), np.uint8))
-    dataset = data.paired_dataset(tmp_path, image_size=8, jitter=False, shuffle=False)
+    dataset = data.paired_dataset(tmp_path, image_size=8, augment=False, shuffle=False)
     first = [x.numpy() for x, _ in dataset]  # a whole pass: the cache is complete only at its end
     _write(tmp_path / "1.png", np.full((8, 16, 3), 255, np.uint8))
     second = [x.numpy() for x, _ in dataset]

@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from p2p import data
-from p2p.lab import cli, datasets
+from p2p.__main__ import main
+from p2p.lab import datasets
 
 # downloads ---------------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ def test_download_unpacks_once_records_its_checksum_then_works_offline(file_serv
     digest = hashlib.sha256((served / "facades.tar.gz").read_bytes()).hexdigest()
     monkeypatch.setenv("P2P_DATASETS_URL", url)
     root = datasets.download("facades", cache_dir=tmp_path / "cache", sha256=digest)
-    assert data.list_pairs(root / "train") == [root / "train" / "1.png"]
+    assert data.list_pairs(root / "train") == [(root / "train" / "1.png",)]
     assert digest in capsys.readouterr().out and (tmp_path / "cache" / "facades.sha256").read_text().startswith(digest)
     assert not (tmp_path / "cache" / "facades.tar.gz").exists()  # downloaded here: unpacked, then removed
     monkeypatch.setenv("P2P_DATASETS_URL", "http://127.0.0.1:9")  # nothing listens there
@@ -282,7 +283,7 @@ def test_ctrl_c_keeps_no_partial_download_and_says_what_to_do(file_server, tmp_p
             raise KeyboardInterrupt  # as Ctrl-C would, with the first bytes written
 
     monkeypatch.setattr(datasets, "tqdm", Interrupted)
-    assert cli.main(["download", "facades", "--cache", str(tmp_path / "cache")]) == 130
+    assert main(["download", "facades", "--cache", str(tmp_path / "cache")]) == 130
     err = capsys.readouterr().err
     assert "interrupted: facades is not ready (nothing half-downloaded is kept); run the same command again\n" in err
     assert list((tmp_path / "cache").iterdir()) == []

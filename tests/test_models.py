@@ -193,7 +193,7 @@ def _appendix_discriminator(n_layers, ndf=64, in_channels=6):
     (32, 8, True, "transpose", "batch", True),
 ])
 def test_the_generator_is_the_appendix_layer_for_layer(size, ngf, skips, upsample, norm, bottleneck_norm):
-    model = Generator(size, ngf, skips, upsample=upsample, norm=norm, bottleneck_norm=bottleneck_norm)
+    model = Generator(size, ngf, skips, upsampling=upsample, norm=norm, bottleneck_norm=bottleneck_norm)
     expected = _appendix_generator(size, ngf, skips, upsample, norm, bottleneck_norm)
     assert _listing(model) == expected
     assert [w.shape for w in model.get_weights()] == [shape for _, _, weights in expected for _, shape in weights]

@@ -54,6 +54,25 @@ def test_a_few_steps_lower_the_l1_loss_on_a_fixed_batch():
     assert history["gen_total"][0] == pytest.approx(history["gen_gan"][0] + 100 * history["gen_l1"][0], rel=1e-5)
 
 
+def test_gs_step_is_judged_by_d_after_ds_step():
+    # the paper's order (PyTorch's optimize_parameters): D steps first, then G's adversarial loss is D's verdict, as
+    # updated, on G's output from before G's step. Without dropout G(x) is deterministic, so it can be recomputed.
+    keras.utils.set_random_seed(0)
+    model = Pix2Pix(Generator(32, 8, dropout=0.0), Discriminator(32, 8, 1))
+    model.compile()
+    x, y = _batch()
+    before = keras.models.clone_model(model.generator)
+    before.set_weights(model.generator.get_weights())
+    judge = keras.models.clone_model(model.discriminator)
+    judge.set_weights(model.discriminator.get_weights())
+    logs = model.train_step((x, y))
+    outputs = before(x, training=True)
+    updated = model.discriminator(tf.concat([x, outputs], -1), training=True)
+    unchanged = judge(tf.concat([x, outputs], -1), training=True)
+    np.testing.assert_allclose(float(logs["gen_gan"]), float(losses.generator_gan_loss(updated)), rtol=1e-5)
+    assert abs(float(losses.generator_gan_loss(unchanged)) - float(logs["gen_gan"])) > 1e-4  # the order shows
+
+
 def test_a_discriminator_that_does_not_see_the_pair_is_refused():
     with pytest.raises(ValueError, match="in_channels=6"):
         Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1, in_channels=3))

@@ -70,7 +70,7 @@ def test_ci_runs_the_readme_test_command():
 def test_the_core_never_imports_the_lab():
     # p2p/*.py is pix2pix itself, p2p/runtime its machinery; p2p.lab the book's tools, which may import the core
     # but not the other way round.
-    # __main__.py is the command line's entry point: it hands over to p2p.lab.cli.
+    # __main__.py is the command line's entry point: train and translate, then the lab's commands (p2p.lab.cli).
     import ast
 
     for module in sorted([*(ROOT / "p2p").glob("*.py"), *(ROOT / "p2p" / "runtime").glob("*.py")]):
@@ -82,3 +82,32 @@ def test_the_core_never_imports_the_lab():
             assert not any(name.startswith("p2p.lab") for name in names), f"{module.name} imports {names}"
             if isinstance(node, ast.ImportFrom) and node.module == "p2p":
                 assert "lab" not in [alias.name for alias in node.names], f"{module.name} imports p2p.lab"
+
+
+def test_the_core_fits_the_sites_code_column():
+    # The chapters print the core with inspect.getsource; on the site a code block holds
+    # about 88 characters (book/_css/code.css), and a longer line scrolls sideways.
+    # p2p/ruff.toml makes ruff check the same.
+    core = sorted([*(ROOT / "p2p").glob("*.py"), *(ROOT / "p2p" / "runtime").glob("*.py")])
+    assert len(core) > 10, core  # the glob found the core
+    too_long = [f"{module.relative_to(ROOT)}:{number}: {len(line)} characters"
+                for module in core
+                for number, line in enumerate(module.read_text().splitlines(), 1)
+                if len(line) > 88]
+    assert not too_long, "lines longer than 88 characters:\n" + "\n".join(too_long)
+
+
+def test_no_parameter_shadows_a_function_of_its_module():
+    # the printed code needs no aliases such as `_upsample = upsample` when a parameter takes a function's name
+    import ast
+
+    shadows = []
+    for module in sorted([*(ROOT / "p2p").glob("*.py"), *(ROOT / "p2p" / "runtime").glob("*.py")]):
+        tree = ast.parse(module.read_text())
+        defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+                arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                shadows += [f"{module.name}: {getattr(node, 'name', 'lambda')}({a.arg})" for a in arguments
+                            if a.arg in defined]
+    assert not shadows, shadows

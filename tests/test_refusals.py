@@ -1,6 +1,6 @@
 """Bad input to the command line and to `train`: one line naming the option or path and the fix, nothing written first.
 
-In-process (`p2p.lab.cli.main`), so that each case takes a fraction of a second; tests/test_cli.py runs the
+In-process (`p2p.__main__.main`), so that each case takes a fraction of a second; tests/test_cli.py runs the
 command line in child processes.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from p2p import runs, training
+from p2p.__main__ import main
 from p2p.config import Config
-from p2p.lab import cli
 from p2p.runtime import guards
 
 
@@ -39,7 +39,7 @@ def _listing(folder: Path) -> dict:
 def test_an_option_out_of_range_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        cli.main(argv)
+        main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
 
@@ -53,12 +53,12 @@ def test_a_folder_that_is_not_a_run_is_never_trained_into(facades_root, tmp_path
                                          "new or empty folder"):
         training.train(facades_root, mine, "tiny", steps=2, progress=False)
     monkeypatch.chdir(mine)  # `--out .`, or `--out ""` before the command line refused it
-    assert cli.main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", ".", "--steps", "2"]) == 2
+    assert main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", ".", "--steps", "2"]) == 2
     assert "error: .: not a run folder" in capsys.readouterr().err
     with pytest.raises(ValueError, match="/: not a run folder"):
         guards.check_run_folder(Path("/"))  # `--out /`
     (tmp_path / "file").write_text("a file")
-    assert cli.main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", str(tmp_path / "file")]) == 2
+    assert main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", str(tmp_path / "file")]) == 2
     assert "file: a file, not a folder: give a folder for the run" in capsys.readouterr().err
     assert _listing(tmp_path) == {**before, "file": b"a file"}
 
@@ -87,7 +87,7 @@ def test_a_checkpoint_interval_shorter_than_the_logging_one_is_refused(facades_r
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{}", r"missing setting\(s\) batch_size, conditional"),
+    ("{}", r"missing setting\(s\) batch_size, direction"),
     (json.dumps({**Config().to_dict(), "image_size": "big"}), "image_size must be a whole number, not 'big'"),
     (json.dumps({**Config().to_dict(), "colour": "red"}), r"unknown setting\(s\) colour; written by a newer p2p"),
     ("", "Expecting value"),
@@ -97,7 +97,7 @@ def test_a_damaged_or_foreign_config_json_is_named_in_one_line(tmp_path, capsys,
     (tmp_path / "run" / "config.json").write_text(content)
     with pytest.raises(ValueError, match=rf"run/config.json: not a p2p run's config \({message}"):
         runs.load_generator(tmp_path / "run")
-    assert cli.main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 2
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "config.json" in err
     assert err.count("config.json") == 1  # named once
@@ -115,7 +115,7 @@ def test_deleting_the_lock_file_does_not_let_a_second_process_in(tmp_path):
 
 def test_export_into_a_file_or_an_unwritable_folder_is_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("a file")
-    assert cli.main(["export", "l1-cgan", str(tmp_path / "file")]) == 2
+    assert main(["export", "l1-cgan", str(tmp_path / "file")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'file'}: a file, not a folder: give a folder for generator.json " \
                                       "and generator.bin\n"
     assert (tmp_path / "file").read_text() == "a file"
@@ -128,7 +128,7 @@ def test_export_into_a_file_or_an_unwritable_folder_is_one_line(tmp_path, monkey
         return real_open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(Path, "open", refuse_writes)
-    assert cli.main(["export", "l1-cgan", str(locked)]) == 2
+    assert main(["export", "l1-cgan", str(locked)]) == 2
     assert capsys.readouterr().err == f"error: {locked / 'generator.bin.partial'}: read-only file system: give a path on " \
                                       "a writable disk\n"
 
@@ -137,22 +137,22 @@ def test_facades_never_write_over_a_dataset(tmp_path, capsys):
     mine = tmp_path / "mine"
     (mine / "train").mkdir(parents=True)
     (mine / "train" / "1.jpg").write_bytes(b"my photo")
-    assert cli.main(["facades", str(mine), "--size", "16"]) == 2
+    assert main(["facades", str(mine), "--size", "16"]) == 2
     assert capsys.readouterr().err == f"error: {mine} already holds a dataset ({mine / 'train' / '1.jpg'}, ...) that p2p " \
                                       "did not write: give a new or empty folder for the procedural facades\n"
     assert _listing(mine) == {"train/1.jpg": b"my photo"}
 
     made = tmp_path / "made"
-    assert cli.main(["facades", str(made), "--size", "16"]) == 0 and capsys.readouterr().out == f"{made}\n"
+    assert main(["facades", str(made), "--size", "16"]) == 0 and capsys.readouterr().out == f"{made}\n"
     written = _listing(made)
     assert [sum(name.startswith(split + "/") for name in written) for split in ("train", "val", "test")] == [400, 100, 106]
-    assert cli.main(["facades", str(made), "--size", "16"]) == 0 and _listing(made) == written  # complete: left as it is
-    assert cli.main(["facades", str(made), "--size", "16", "--seed", "1"]) == 2
+    assert main(["facades", str(made), "--size", "16"]) == 0 and _listing(made) == written  # complete: left as it is
+    assert main(["facades", str(made), "--size", "16", "--seed", "1"]) == 2
     assert "holds the procedural facades of seed 0 at 16 px: give another folder for seed 1 at 16 px" in capsys.readouterr().err
     (made / "test" / "106.jpg").unlink()  # interrupted: the stamp says incomplete
     stamp = json.loads((made / "facades.json").read_text())
     (made / "facades.json").write_text(json.dumps({**stamp, "complete": False}))
-    assert cli.main(["facades", str(made), "--size", "16"]) == 0 and _listing(made) == written
+    assert main(["facades", str(made), "--size", "16"]) == 0 and _listing(made) == written
 
 
 def test_training_into_an_unwritable_folder_is_one_line(facades_root, tmp_path, monkeypatch, capsys):
@@ -165,7 +165,7 @@ def test_training_into_an_unwritable_folder_is_one_line(facades_root, tmp_path, 
         return real_mkdir(path, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", refuse_folders)
-    assert cli.main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", str(locked / "run"),
+    assert main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", str(locked / "run"),
                      "--steps", "2"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"error: {locked / 'run'}: read-only file system: give a path on " \
                                                        "a writable disk"

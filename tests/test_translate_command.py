@@ -1,6 +1,6 @@
 """`python -m p2p translate`: outputs checked before any is written, folders, any image size, an --out that cannot be written.
 
-The command runs in-process through `cli.main` (a child process costs seconds of TensorFlow's import), on a compact
+The command runs in-process through `p2p.__main__.main` (a child process costs seconds of TensorFlow's import), on a compact
 run folder holding an untrained tiny generator: what is tested is the command, not training.
 """
 
@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from p2p import inference, runs
+from p2p.__main__ import main
 from p2p.config import get_preset
-from p2p.lab import cli, translating
+from p2p.lab import translating
 from p2p.lab.bookruns import save_weights_to
 from p2p.models import Generator
 from p2p.runtime import files
@@ -40,7 +41,7 @@ def _image(path, height, width, seed=0):
 
 def _translate(capsys, run, *args):
     """Run `python -m p2p translate --run RUN ARGS...` in-process: (exit code, stdout, stderr)."""
-    code = cli.main(["translate", "--run", str(run), *map(str, args)])
+    code = main(["translate", "--run", str(run), *map(str, args)])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -126,7 +127,7 @@ def test_a_folder_without_images_is_refused(run, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
     code, _, err = _translate(capsys, run, tmp_path / "empty", "--out", tmp_path / "out")
-    _refused(code, err, tmp_path / "empty", "without images")
+    _refused(code, err, tmp_path / "empty", "no images")
     assert not (tmp_path / "out").exists()
 
 

@@ -20,7 +20,7 @@ def images():
 
 
 def test_resize_convolution_replaces_every_transposed_convolution():
-    resize = Generator(32, 8, upsample="resize")
+    resize = Generator(32, 8, upsampling="resize")
     assert resize.output_shape == Generator(32, 8).output_shape == (None, 32, 32, 3)
     assert not any(isinstance(layer, layers.Conv2DTranspose) for layer in resize.layers)
     assert sum(isinstance(layer, layers.UpSampling2D) for layer in resize.layers) == 5  # one per halving of 32
@@ -31,7 +31,7 @@ def test_the_default_generator_is_the_papers(images):
     keras.utils.set_random_seed(0)
     default = Generator(32, 8)
     keras.utils.set_random_seed(0)
-    explicit = Generator(32, 8, upsample="transpose", norm="batch")
+    explicit = Generator(32, 8, upsampling="transpose", norm="batch")
     assert [w.shape for w in default.get_weights()] == [w.shape for w in explicit.get_weights()]
     np.testing.assert_array_equal(default(images).numpy(), explicit(images).numpy())
 
@@ -45,7 +45,7 @@ def test_only_instancenorm_translates_each_image_as_if_it_were_alone(images, nor
     assert largest < 1e-4 if independent else largest > 0.05
 
 
-@pytest.mark.parametrize("option, value", [("upsample", "deconv"), ("norm", "layer")])
+@pytest.mark.parametrize("option, value", [("upsampling", "deconv"), ("norm", "layer")])
 def test_an_unknown_generator_option_names_the_choices(option, value):
     with pytest.raises(ValueError, match=f"unknown {option} '{value}'; choose one of"):
         Generator(32, 8, **{option: value})
@@ -144,7 +144,7 @@ def test_discriminator_verdicts_are_probabilities_and_gradients(images):
 
 def test_misaligned_copy_moves_each_photo_by_the_shift(tmp_path, facades_root):
     moved = troubleshooting.misaligned_copy(facades_root, tmp_path / "moved", shift=3)
-    for original in data.list_pairs(facades_root / "train")[:5]:
+    for (original,) in data.list_pairs(facades_root / "train")[:5]:
         before, after = data.decode_rgb(original), data.decode_rgb(moved / "train" / f"{original.stem}.png")
         np.testing.assert_array_equal(after[:, 64:], before[:, 64:])  # the label map stays
         offsets = [(dy, dx) for dy, dx in ((3, 0), (-3, 0), (0, 3), (0, -3))

@@ -1,5 +1,7 @@
 """The lab's variants (p2p.lab.variants): the paper's settings take Pix2Pix's steps; each switch does what it says."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import tensorflow as tf
 from p2p import Discriminator, Generator, Pix2Pix, data, losses
 from p2p.config import get_preset
 from p2p.lab.facades import facade_pair
-from p2p.lab.variants import Pix2PixVariant, build_model, l2_loss
+from p2p.lab.variants import Pix2PixVariant, build_model, configure, l2_loss
 
 
 def _batch(size=32):
@@ -94,11 +96,29 @@ def test_l2_loss_is_the_mean_squared_error():
 def test_build_model_makes_pix2pix_for_the_paper_and_variants_for_their_settings():
     tiny = get_preset("tiny", steps=10)
     assert type(build_model(tiny)) is Pix2Pix
-    faster_d = build_model(get_preset("tiny", steps=10, disc_lr_scale=10.0))
+    assert type(build_model(configure("tiny", steps=10))) is Pix2Pix  # a variant at the paper's settings
+    faster_d = build_model(configure("tiny", steps=10, disc_lr_scale=10.0))
     assert type(faster_d) is Pix2PixVariant
     assert float(faster_d.disc_optimizer.learning_rate) == pytest.approx(10 * float(faster_d.gen_optimizer.learning_rate))
-    assert build_model(get_preset("tiny", conditional=False)).discriminator.input_shape[-1] == 3
+    assert build_model(configure("tiny", conditional=False)).discriminator.input_shape[-1] == 3
     with pytest.raises(ValueError, match="choose one of sequential, simultaneous"):
-        get_preset("tiny", gan_update="alternating")
+        configure("tiny", gan_update="alternating")
     with pytest.raises(ValueError, match="unknown reconstruction 'l3'; choose one of l1, l2"):
-        get_preset("tiny", reconstruction="l3")
+        configure("tiny", reconstruction="l3")
+    with pytest.raises(ValueError, match="gan_weight must be 0 or more"):
+        configure("tiny", gan_weight=-1.0)
+
+
+def test_a_variant_run_folder_keeps_its_settings_apart_and_refuses_a_paper_resume(facades_root, tmp_path):
+    from p2p import config as configs
+    from p2p import training
+    from p2p.lab import variants
+
+    run = tmp_path / "run"
+    variants.train(facades_root, run, "tiny", steps=2, log_every=2, gan_weight=0.0, progress=False)
+    assert json.loads((run / "config.json").read_text())["variant"] == {"gan_weight": 0.0}
+    assert variants.read(run).gan_weight == 0.0 and configs.read(run) == configs.resolve("tiny", steps=2, precision="float32")
+    with pytest.raises(ValueError, match=r"the lab's variant settings \{'gan_weight': 0.0\} differ"):
+        training.train(facades_root, run, "tiny", steps=4, log_every=2, progress=False)
+    with pytest.raises(ValueError, match="gan_weight differ"):
+        variants.train(facades_root, run, "tiny", steps=4, log_every=2, progress=False)

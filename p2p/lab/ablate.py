@@ -18,9 +18,10 @@ import keras
 import numpy as np
 
 from p2p import data, runs
-from p2p.config import Config, get_preset, resolve
+from p2p.config import Config, get_preset
 from p2p.lab import evaluate, facades
 from p2p.lab.experiments import Experiment, Job
+from p2p.lab.variants import configure
 from p2p.models import Discriminator, receptive_field
 from p2p.runtime import files
 
@@ -130,7 +131,7 @@ def run_ablations(out, preset: Config | str = "cpu", *, steps: int | None = None
 
     # Seed by seed, so that an ablation cut short has every variant for its first seeds.
     jobs = [Job(f"{name} / seed {seed}", f"{name.replace(' ', '_')}-seed{seed}",
-                resolve(preset, steps=steps, seed=seed, **options), data_dir)
+                configure(preset, steps=steps, seed=seed, **options), data_dir)
             for seed in seeds for name, options in variants(preset).items()]
     experiment.run(jobs, measure, desc="ablations", progress=progress)
     _summarize_runs(results, preset)

@@ -49,12 +49,12 @@ import numpy as np
 import tensorflow as tf
 
 from p2p import data
-from p2p.config import PRESETS, Config, get_preset, resolve
+from p2p.config import PRESETS, Config, get_preset
 from p2p.inference import translate
 from p2p.lab import records, reference, threads
 from p2p.lab.facades import make_facades
 from p2p.lab.fused_adam import FusedAdam
-from p2p.lab.variants import build_model
+from p2p.lab.variants import build_model, configure
 from p2p.optimizers import PAPER_ADAM
 from p2p.runtime import devices, files
 
@@ -134,7 +134,7 @@ def _model(config: Config, *, fused: bool = False, jit_compile: bool | str = Fal
     for a decay to span.
     """
     keras.utils.set_random_seed(0)
-    model = build_model(resolve(config, gan_update=gan_update, precision=precision), jit_compile=jit_compile)
+    model = build_model(configure(config, gan_update=gan_update, precision=precision), jit_compile=jit_compile)
     if fused:
         model.compile(gen_optimizer=FusedAdam(**PAPER_ADAM), disc_optimizer=FusedAdam(**PAPER_ADAM),
                       jit_compile=model.jit_compile)
@@ -401,7 +401,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print nothing (for child processes)")
     args = parser.parse_args(argv)
     if args.threads:
-        threads.set_thread_pools(*args.threads)
+        devices.set_thread_pools(*args.threads)
 
     results = records.provenance(
         command=shlex.join(["python", "-m", "p2p", "bench", *(argv if argv is not None else sys.argv[1:])]),

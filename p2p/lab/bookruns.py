@@ -30,7 +30,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from p2p import config as configs
 from p2p import data, runs, training
 from p2p.config import Config, get_preset, resolve
 from p2p.inference import translate
@@ -107,7 +106,7 @@ def load_discriminator(name: str, root=None):
     if not (path / "discriminator.npz").exists():
         raise FileNotFoundError(f"{path}: this book run ships no discriminator; the ones that do: "
                                 f"{', '.join(r.name for r in BOOK_RUNS.values() if r.keep_discriminator)}")
-    config = configs.read(path)
+    config = variants.read(path)
     discriminator = Discriminator(config.image_size, config.ndf, config.n_layers, in_channels=6 if config.conditional else 3)
     runs.set_weights_from(discriminator, path / "discriminator.npz")
     return discriminator
@@ -156,7 +155,7 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: Config | st
     procedural = dataset == "procedural"
     work_dir = Path(work) / (f"{run.name}-{preset.preset}" + ("" if procedural else f"-{Path(dataset).name}"))
     data_dir, direction = datasets.dataset(dataset, image_size=preset.image_size, seed=seed, root=work)
-    config = resolve(preset, seed=seed, direction=direction, **run.options)
+    config = variants.configure(preset, seed=seed, direction=direction, **run.options)
     config = resolve(config, steps=steps or config.total_steps(len(data.list_pairs(data.split_folder(data_dir, "train")))))
     command = f"python -m p2p bookruns {run.name}" + ("" if preset.preset == "book" else f" --preset {preset.preset}") \
         + (f" --steps {steps}" if steps else "") + (f" --seed {seed}" if seed else "") \

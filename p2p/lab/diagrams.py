@@ -325,7 +325,7 @@ def patchgan_fields(image, fields: Mapping[int, int] | None = None, image_size: 
 
 
 def train_step_dataflow(l1_weight: float | None = None):
-    """Pix2Pix.train_step as data flow: D's step on its tape, then G's against the updated D (chapter "The training loop")."""
+    """Pix2Pix.train_step as data flow: D's step on its tape, then G's against the updated D (chapter "The train step")."""
     if l1_weight is None:
         l1_weight = _default_l1_weight()
     disc, gen_total, gen_gan, gen_l1 = "disc", "gen_total", "gen_gan", "gen_l1"  # as p2p.pix2pix.METRICS logs them
@@ -359,7 +359,8 @@ def train_step_dataflow(l1_weight: float | None = None):
     d_loss = _box(axis, _Box(6.55, 4.22, 2.35, 0.8), f"{disc} =\n(BCE(real, 1) + BCE(fake, 0)) / 2", LOSS, fontsize=NOTE)
     _arrow(axis, real.right, (d_loss.left[0], d_loss.y + 0.15))
     _arrow(axis, fake.right, (d_loss.left[0], d_loss.y - 0.15))
-    d_step = _box(axis, _Box(8.85, 4.22, 1.7, 0.8), "disc_optimizer\nmoves D's weights", OPTIMIZER, fontsize=NOTE)
+    d_step = _box(axis, _Box(8.85, 4.22, 1.7, 0.8), "minimize:\ndisc_optimizer\nmoves D's weights", OPTIMIZER,
+                  fontsize=NOTE)
     _arrow(axis, d_loss.right, d_step.left)
 
     # (3) G's step: the updated D judges G(x) again, recorded; plus lambda times L1
@@ -376,6 +377,7 @@ def train_step_dataflow(l1_weight: float | None = None):
                  fontsize=NOTE)
     _arrow(axis, g_gan.right, (total.right[0] - 0.3, total.top[1]), curve=-0.35)
     _arrow(axis, g_l1.bottom, (g_l1.x, total.top[1]))
-    g_step = _box(axis, _Box(9.2, 1.35, 1.35, 0.8), "gen_optimizer\nmoves G's\nweights only", OPTIMIZER, fontsize=NOTE)
+    g_step = _box(axis, _Box(9.2, 1.35, 1.35, 0.95), "minimize:\ngen_optimizer\nmoves G's\nweights only", OPTIMIZER,
+                  fontsize=NOTE)
     _arrow(axis, total.right, g_step.bottom, curve=0.3)
     return figure

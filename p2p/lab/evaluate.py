@@ -138,12 +138,13 @@ def in_batches(generator, inputs, batch_size: int):
 def measured_receptive_field(model: keras.Model, seed: int = 0) -> tuple[int, int]:
     """Measure the receptive field with gradients (chapter "The PatchGAN discriminator").
 
-    Returns the (height, width) of the box of input pixels whose gradient for the centre output
-    unit is nonzero. The model runs in inference mode: in training mode BatchNorm's batch
-    statistics would connect every input pixel to every output.
+    Returns the (height, width) of the box of input pixels whose gradient for the centre
+    output unit is nonzero. The model runs in inference mode: in training mode BatchNorm's
+    batch statistics would connect every input pixel to every output.
     """
     size, channels = model.input_shape[1], model.input_shape[-1]
-    image = tf.random.stateless_uniform((1, size, size, channels), seed=[seed, 0], minval=-1, maxval=1)
+    image = tf.random.stateless_uniform((1, size, size, channels), seed=[seed, 0],
+                                        minval=-1, maxval=1)
     with tf.GradientTape() as tape:
         tape.watch(image)
         outputs = model(image, training=False)

@@ -4,9 +4,8 @@
   over the generated pairs, shared by both losses; both networks updated together from them
   (so G's loss and its gradient come from D before D's update); D's loss is the sum of its two
   terms, not halved (`disc_loss_factor=2`; 1 gives p2p's halved loss, to compare at one scale).
-- `paper_step`: the paper's step as the official PyTorch code takes it (`optimize_parameters`):
-  D's step on the halved loss, then G's step against the updated D, which judges the outputs
-  again (three passes of D).
+- `paper_step`: p2p's own step (`Pix2Pix.train_step`, the paper's, in the official PyTorch
+  code's order), called as a plain tf.function rather than by `fit`: written once, in p2p.
 
 Both take the model's own optimizers: the benchmark (`p2p.lab.bench`) gives them p2p's default,
 Keras' Adam with the paper's settings (`p2p.optimizers.paper_optimizer`), as the tutorial uses, or
@@ -27,67 +26,52 @@ import numpy as np
 import tensorflow as tf
 
 from p2p import data, inference, losses
-from p2p.config import CHOICES, get_preset
+from p2p.config import get_preset
+from p2p.lab import variants
 from p2p.models import Discriminator, Generator, generator_filters
 from p2p.optimizers import PAPER_ADAM
 
 
 def tutorial_step(model, *, jit_compile: bool = False, disc_loss_factor: float = 2.0):
-    """The TensorFlow tutorial's train step for `model`'s networks and optimizers (appendix "Scaling up").
+    """The TensorFlow tutorial's train step for `model`'s networks and optimizers.
 
-    D minimises `disc_loss_factor` times p2p's halved loss: 2 is the tutorial's sum of its two
-    terms; 1 is p2p's scale, which `training_difference` compares at (under Adam the factor
-    changes the steps only through epsilon, chapter "The conditional GAN objective").
+    D minimises `disc_loss_factor` times p2p's halved loss: 2 is the tutorial's sum of
+    its two terms; 1 is p2p's scale, which `training_difference` compares at (under Adam
+    the factor changes the steps only through epsilon, chapter "The conditional GAN
+    objective"). Explained in the appendix "Scaling up".
     """
     generator, discriminator = model.generator, model.discriminator
+    g_weights, d_weights = generator.trainable_variables, discriminator.trainable_variables
 
     @tf.function(jit_compile=jit_compile)
     def train_step(inputs, targets):
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             outputs = generator(inputs, training=True)
             real = discriminator(tf.concat([inputs, targets], -1), training=True)
-            fake = discriminator(tf.concat([inputs, outputs], -1), training=True)  # one verdict for both losses
+            # one verdict for both losses
+            fake = discriminator(tf.concat([inputs, outputs], -1), training=True)
             gen_gan = losses.generator_gan_loss(fake)
             gen_l1 = losses.l1_loss(targets, outputs)
             gen_total = gen_gan + model.l1_weight * gen_l1
             disc = losses.discriminator_loss(real, fake)  # halved, as p2p logs it
-            disc_minimised = disc_loss_factor * disc  # the tutorial's: 2 x, real loss + generated loss
-        gen_gradients = gen_tape.gradient(gen_total, generator.trainable_variables)
-        disc_gradients = disc_tape.gradient(disc_minimised, discriminator.trainable_variables)
-        model.gen_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables))
-        model.disc_optimizer.apply_gradients(zip(disc_gradients, discriminator.trainable_variables))
+            disc_minimised = disc_loss_factor * disc  # the tutorial's: real + generated
+        gen_gradients = gen_tape.gradient(gen_total, g_weights)
+        disc_gradients = disc_tape.gradient(disc_minimised, d_weights)
+        model.gen_optimizer.apply_gradients(zip(gen_gradients, g_weights))
+        model.disc_optimizer.apply_gradients(zip(disc_gradients, d_weights))
         return {"gen_total": gen_total, "gen_gan": gen_gan, "gen_l1": gen_l1, "disc": disc}
 
     return train_step
 
 
 def paper_step(model, *, jit_compile: bool = False):
-    """The paper's train step in PyTorch's order (D's step, then G's against the updated D), plainly (appendix "Scaling up")."""
-    generator, discriminator = model.generator, model.discriminator
-
-    @tf.function(jit_compile=jit_compile)
-    def train_step(inputs, targets):
-        # G's tape is open through D's step because G's forward pass happens first and G's step needs it
-        with tf.GradientTape() as gen_tape:
-            outputs = generator(inputs, training=True)
-            with tf.GradientTape() as disc_tape:
-                real = discriminator(tf.concat([inputs, targets], -1), training=True)
-                fake = discriminator(tf.concat([inputs, tf.stop_gradient(outputs)], -1), training=True)
-                disc = losses.discriminator_loss(real, fake)
-            disc_gradients = disc_tape.gradient(disc, discriminator.trainable_variables)
-            model.disc_optimizer.apply_gradients(zip(disc_gradients, discriminator.trainable_variables))
-            fake = discriminator(tf.concat([inputs, outputs], -1), training=True)  # the updated D, again
-            gen_gan = losses.generator_gan_loss(fake)
-            gen_l1 = losses.l1_loss(targets, outputs)
-            gen_total = gen_gan + model.l1_weight * gen_l1
-        gen_gradients = gen_tape.gradient(gen_total, generator.trainable_variables)
-        model.gen_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables))
-        return {"gen_total": gen_total, "gen_gan": gen_gan, "gen_l1": gen_l1, "disc": disc}
-
-    return train_step
+    """p2p's own step, `Pix2Pix.train_step`, as a plain tf.function of (x, y)."""
+    return tf.function(lambda inputs, targets: model.train_step((inputs, targets)),
+                       jit_compile=jit_compile)
 
 
-#: The reference step each of p2p's update orders (`Config.gan_update`) reproduces.
+#: The outside reference each of p2p's update orders reproduces: the tutorial's step for the
+#: simultaneous one (`p2p.lab.variants`); the paper's step is p2p's own, checked by its tests.
 REFERENCE_OF = {"sequential": paper_step, "simultaneous": tutorial_step}
 
 
@@ -220,7 +204,7 @@ def p2p_choices(image_size: int = 64, ngf: int = 8) -> dict[str, str]:
         "dropout placement": f"decoder layers {'-'.join((dropout[0], dropout[-1]))}",
         "BatchNorm at the 1x1 bottleneck": "yes" if normalised else "none (bottleneck_norm=True: the tutorial's)",
         "D's loss halved": "yes" if math.isclose(chance, math.log(2), rel_tol=1e-5) else "no",
-        "G's loss from D": f"after D's update; gan_update={CHOICES['gan_update'][1]!r}: before",
+        "G's loss from D": f"after D's update; gan_update={variants.CHOICES['gan_update'][1]!r}: before",
         "learning-rate schedule": f"constant; the paper preset: linear to 0 over its last {lr_decay:.0%}" if lr_decay
                                   else "constant",
         "resize interpolation": "bicubic (antialiased)" if np.allclose(data.resize(images, 9), bicubic) else "not bicubic",

@@ -10,27 +10,9 @@ import os
 import platform
 import sys
 
-import tensorflow as tf
-
 from p2p.lab import records
+from p2p.runtime.devices import set_thread_pools
 from p2p.runtime.files import write_json
-
-
-def set_thread_pools(inter_op: int, intra_op: int) -> None:
-    """Size TensorFlow's two thread pools (0: its default); only before its first operation (appendix "Scaling up").
-
-    Inter-op threads run independent operations side by side; intra-op threads split one
-    operation. With small models on few cores (the cpu preset on 2 cores: inter 2, intra 1)
-    running operations side by side measured faster than splitting each.
-    """
-    try:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    except RuntimeError as err:
-        raise RuntimeError(
-            "TensorFlow's thread pools are fixed once it has run an operation: set them first thing "
-            f"(before any model or dataset), e.g. in a fresh process ({err})"
-        ) from None
 
 
 def machine() -> str:

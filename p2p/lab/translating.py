@@ -10,16 +10,20 @@ Explained in the chapters "The training loop" (test time) and "Troubleshooting y
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers
+from PIL import Image
 
-from p2p import data
+from p2p import data, inference, runs
+from p2p.runtime.files import write_atomically
 
 #: The most memory translate lets one image's activations take, in bytes, counted as if every layer's output
 #: were kept at once (`activation_bytes`; the measured peak is about a third of it): 8 GiB. The paper's generator
@@ -67,11 +71,7 @@ def input_files(images) -> list[Path]:
     files = []
     for path in map(Path, images):
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in data.IMAGE_SUFFIXES)
-            if not found:
-                raise data.DataError(f"{path}: a folder without images ({', '.join(data.IMAGE_SUFFIXES)}); "
-                                     "give image files, or a folder holding some")
-            files += found
+            files += data.image_files(path)  # the listing training uses: checked, others skipped with a note
         elif path.exists():
             files.append(path)
         else:
@@ -235,3 +235,36 @@ class Generators:
         if (height, width) not in self.models:
             self.models[(height, width)] = rebuilt(self.generator, height, width)
         return self.models[(height, width)]
+
+
+def translate_files(run_dir, images, out_dir, *, overwrite: bool = False, size: int | None = None) -> list[Path]:
+    """Translate image files at their own size with a run's generator into OUT/<name>.png (chapter "The training loop").
+
+    Folders give their image files, sorted. A file twice as wide as high is taken for an A|B pair and
+    its input half is used. Every output is named and checked before the first is written: an input
+    image is never replaced, an existing file only with `overwrite` (inputs of the same name from
+    different folders get numbered outputs, 1.png, 1-2.png). Each image is padded up to the sides the
+    generator takes (`p2p.lab.translating`, chapter "Troubleshooting your data"), translated by
+    `p2p.inference.translate` and cropped back, a line on stderr saying so; `size` first resizes its
+    shorter side to that many pixels. An image too large for memory is refused, naming --size.
+    """
+    if size is not None and size < 1:
+        raise ValueError(f"--size {size}: give the shorter side in pixels, 1 or more")
+    inputs = input_files(images)
+    check_out_dir(out_dir)
+    outputs = output_paths(inputs, out_dir, overwrite=overwrite)
+    generator, config = runs.load_generator(run_dir)
+    jobs = plan(generator, inputs, outputs, size=size)  # every input decoded and sized: no write yet
+    generators = Generators(generator)
+    for job in jobs:
+        image = prepare(job, config.direction)
+        output = inference.translate(generators(*job.padded), image[None])[0]  # the paper's test time: one image, dropout on
+        (top, left), (height, width) = crop_offsets(job.size, job.padded), job.size
+        pixels = np.asarray(data.to_uint8(output[top:top + height, left:left + width]))
+        if job.describe():
+            print(job.describe(), file=sys.stderr)
+        try:
+            write_atomically(job.out, functools.partial(Image.fromarray(pixels).save, format="PNG"))
+        except OSError as err:  # checked above; the disk may still fill, or the folder change, under way
+            raise ValueError(f"{job.out}: cannot be written ({err.strerror}); give another --out") from err
+    return [job.out for job in jobs]

@@ -24,11 +24,12 @@ import tensorflow as tf
 from PIL import Image
 
 from p2p import data, runs
-from p2p.config import Config, get_preset, resolve
+from p2p.config import Config, get_preset
 from p2p.inference import moving_statistics_kept, translate
 from p2p.lab import evaluate, facades
 from p2p.lab.experiments import Experiment, Job
 from p2p.lab.translating import rebuilt, size_multiple  # noqa: F401 (the chapter's names; translate uses them too)
+from p2p.lab.variants import configure
 from p2p.runtime import files
 
 # Measures -------------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def misaligned_copy(data_dir, out, shift: int, seed: int = 0) -> Path:
     if stamp.exists() and stamp.read_text() == settings:
         return out
     rng = np.random.default_rng(seed)
-    for file in pairs:
+    for (file,) in pairs:  # A|B files
         image = data.decode_rgb(file)
         half = image.shape[1] // 2
         dy, dx = [(-shift, 0), (shift, 0), (0, -shift), (0, shift)][rng.integers(4)]
@@ -256,7 +257,7 @@ def run_troubleshooting(out, preset: Config | str = "cpu", *, steps: int | None 
         shift = settings.pop("misalign", 0)
         train_dir = misaligned_copy(data_dir, out / "data" / f"moved-{preset.image_size}-{shift}", shift) if shift else data_dir
         folder = re.sub(r"[^A-Za-z0-9.]+", "_", name).strip("_") + f"-seed{seed}"
-        return Job(f"{name} / seed {seed}", folder, resolve(preset, steps=steps, seed=seed, **settings), train_dir)
+        return Job(f"{name} / seed {seed}", folder, configure(preset, steps=steps, seed=seed, **settings), train_dir)
 
     jobs = [job(name, seed) for seed in seeds for name in VARIANTS if seed == seeds[0] or name in EVERY_SEED]
     experiment.run(jobs, measure, desc="troubleshooting", progress=progress)

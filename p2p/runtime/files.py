@@ -1,6 +1,7 @@
-"""Files written whole: a kill or a full disk never leaves one half-written (README "What it promises").
+"""Files written whole: a kill or a full disk never leaves one half-written.
 
-Free of TensorFlow, so that writing the procedural facades does not wait for it.
+For the README "What it promises". Free of TensorFlow, so that writing the procedural
+facades does not wait for it.
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ from pathlib import Path
 
 
 def write_atomically(path, write, *, text: bool = False) -> Path:
-    """Write with write(file) beside `path`, then move into place: never half-written (README "What it promises")."""
+    """Write via write(file) beside `path`, then move into place: never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
-        with partial.open("w", newline="") if text else partial.open("wb") as file:  # newline="": as the csv module needs
+        # newline="": as the csv module needs
+        with partial.open("w", newline="") if text else partial.open("wb") as file:
             write(file)
         partial.replace(path)  # atomic: a rename within one folder
     finally:
-        with contextlib.suppress(OSError):  # a failed write (a full disk) leaves neither a partial file nor a torn `path`,
-            partial.unlink(missing_ok=True)  # and where even this fails (a file in place of a folder), its own error shows
+        # a failed write (a full disk) leaves neither a partial file nor a torn `path`,
+        # and where even this fails (a file in place of a folder), its own error shows
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return path
 
 
 def write_json(path, value) -> Path:
-    """Write `value` as indented JSON to `path`, atomically (README "What it promises")."""
-    return write_atomically(path, lambda file: file.write(json.dumps(value, indent=2) + "\n"), text=True)
+    """Write `value` as indented JSON to `path`, atomically."""
+    return write_atomically(
+        path, lambda file: file.write(json.dumps(value, indent=2) + "\n"), text=True)

@@ -1,4 +1,4 @@
-"""The run folder guarded: refused if not a run's, locked in training, a full disk named (README "What it promises")."""
+"""Run folder guards: not a run's, in use, a full disk (README "What it promises")."""
 
 from __future__ import annotations
 
@@ -22,46 +22,57 @@ class DiskFull(OSError):
 
 @contextlib.contextmanager
 def writing(path):
-    """A full disk or quota while writing `path` raised as DiskFull, with the fix (README "What it promises")."""
+    """A full disk or quota while writing `path` raised as DiskFull, with the fix."""
     try:
         yield
-    except (OSError, tf.errors.ResourceExhaustedError) as err:  # TensorFlow's writers (checkpoints, TensorBoard) raise the latter
-        if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):  # other errors, a DiskFull, go on
-            raise
-        raise DiskFull(f"{path}: the disk is full; free space, then run the same command again "
-                       "(the run resumes from its last checkpoint)") from err
+    # the latter from TensorFlow's writers (checkpoints, TensorBoard)
+    except (OSError, tf.errors.ResourceExhaustedError) as err:
+        if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise  # other errors, a DiskFull, go on
+        raise DiskFull(
+            f"{path}: the disk is full; free space, then run the same command again "
+            "(the run resumes from its last checkpoint)") from err
 
 
 def check_intervals(log_every, checkpoint_every) -> None:
-    """Refuse intervals that are not whole steps, or checkpoints more often than logs (README "What it promises")."""
-    for name, value in (("log_every", log_every), ("checkpoint_every", checkpoint_every)):
+    """Refuse intervals not of whole steps, or checkpoints more often than logs."""
+    for name, value in (("log_every", log_every),
+                        ("checkpoint_every", checkpoint_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a whole number of steps, at least 1, not {value!r}")
+            raise ValueError(f"{name} must be a whole number of steps, at least 1, "
+                             f"not {value!r}")
     if checkpoint_every < log_every:
-        raise ValueError(f"checkpoint_every ({checkpoint_every}) is less than log_every ({log_every}): checkpoints are "
-                         f"written at logged steps; give checkpoint_every {log_every} or more, or log more often")
+        raise ValueError(f"checkpoint_every ({checkpoint_every}) is less than "
+                         f"log_every ({log_every}): checkpoints are written at logged "
+                         f"steps; give checkpoint_every {log_every} or more, or log "
+                         "more often")
 
 
-#: What `train` writes into a run folder (with .partial files while writing one); a compact run holds generator.npz.
-RUN_FILES = ("lock", "config.json", "checkpoints", "logs", "metrics.csv", "samples", "generator.npz")
+#: What `train` writes into a run folder (with .partial files while writing one); a
+#: compact run holds generator.npz.
+RUN_FILES = ("lock", "config.json", "checkpoints", "logs", "metrics.csv", "samples",
+             "generator.npz")
 
 
 def check_run_folder(run_dir) -> None:
-    """Refuse a run folder that is a file, or a folder of the user's, not a run's (README "What it promises")."""
+    """Refuse a run folder that is a file, or a folder of the user's, not a run's."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"{run_dir}: a file, not a folder: give a folder for the run (a new one starts it).")
+        raise ValueError(f"{run_dir}: a file, not a folder: give a folder for the run "
+                         "(a new one starts it).")
     if run_dir.is_dir() and not (run_dir / "config.json").exists():
-        others = sorted(p.name for p in run_dir.iterdir() if p.name.removesuffix(".partial") not in RUN_FILES)
+        others = sorted(p.name for p in run_dir.iterdir()
+                        if p.name.removesuffix(".partial") not in RUN_FILES)
         if others:
             shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise ValueError(f"{run_dir}: not a run folder (no config.json) and not empty ({shown}): give a new or "
-                             "empty folder to start a run, or a run folder to resume it.")
+            raise ValueError(f"{run_dir}: not a run folder (no config.json) and not "
+                             f"empty ({shown}): give a new or empty folder to start a "
+                             "run, or a run folder to resume it.")
 
 
 @contextlib.contextmanager
 def lock(run_dir):
-    """Lock run_dir while training: a second process is refused, told which one holds it (README "What it promises")."""
+    """Lock run_dir while training: a second process is refused, told which holds it."""
     try:
         import fcntl
     except ImportError:  # no flock (Windows): nothing is locked
@@ -69,8 +80,8 @@ def lock(run_dir):
         return
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # flock on the folder itself: released when the process ends, even killed, and no deleted file releases it;
-    # run_dir/lock only says who holds it.
+    # flock on the folder itself: released when the process ends, even killed, and no
+    # deleted file releases it; run_dir/lock only says who holds it.
     folder = os.open(run_dir, os.O_RDONLY)
     try:
         try:
@@ -80,11 +91,13 @@ def lock(run_dir):
                 holder = (run_dir / "lock").read_text().strip() or "another process"
             except OSError:
                 holder = "another process"
-            raise RunInUse(f"{run_dir} is in use: {holder} is training into it. Wait for it to finish or stop it, "
-                           "or give another run folder.") from None
+            raise RunInUse(f"{run_dir} is in use: {holder} is training into it. Wait "
+                           "for it to finish or stop it, or give another run "
+                           "folder.") from None
         since = datetime.datetime.now().isoformat(timespec="seconds")
         with writing(run_dir / "lock"):
-            (run_dir / "lock").write_text(f"process {os.getpid()} on {socket.gethostname()} (since {since})\n")
+            (run_dir / "lock").write_text(
+                f"process {os.getpid()} on {socket.gethostname()} (since {since})\n")
         yield
     finally:
         os.close(folder)  # and with it the lock

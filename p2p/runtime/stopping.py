@@ -1,4 +1,4 @@
-"""A run that stops mid-way stops cleanly: on a NaN loss, on Ctrl-C or SIGTERM (README "What it promises")."""
+"""Stopping cleanly: on a NaN loss, on Ctrl-C or SIGTERM (README "What it promises")."""
 
 from __future__ import annotations
 
@@ -14,49 +14,54 @@ import tensorflow as tf
 
 
 class NonFiniteLoss(ArithmeticError):
-    """Training stopped because a loss became NaN or infinite (README "What it promises")."""
+    """Training stopped because a loss became NaN or infinite."""
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop the run with NonFiniteLoss, naming the step, once a loss is NaN or infinite (README "What it promises")."""
+    """Stop with NonFiniteLoss, naming the step, once a loss is NaN or infinite."""
 
     def __init__(self, run_dir: Path):
         super().__init__()
         self.run_dir = run_dir
 
     def on_train_batch_end(self, batch, logs=None):
-        # Reading the losses waits for the step to finish, as Keras' TerminateOnNaN does.
-        bad = {name: float(value) for name, value in logs.items() if not math.isfinite(float(value))}
+        # Reading the losses waits for the step's end, as Keras' TerminateOnNaN does.
+        bad = {name: float(value) for name, value in logs.items()
+               if not math.isfinite(float(value))}
         if bad:
             step = int(self.model.gen_optimizer.iterations.numpy())
             latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
-            kept = f"its last good checkpoint ({Path(latest).name}) is kept" if latest else "no checkpoint was written"
+            kept = (f"its last good checkpoint ({Path(latest).name}) is kept" if latest
+                    else "no checkpoint was written")
             raise NonFiniteLoss(
-                f"{self.run_dir}: training stopped at step {step}, where the losses became "
-                f"{', '.join(f'{k} {v}' for k, v in bad.items())}; {kept}. Lower the learning rate or the loss "
-                "weights, or check the data, then run the same command again to resume from that checkpoint."
+                f"{self.run_dir}: training stopped at step {step}, where the losses "
+                f"became {', '.join(f'{k} {v}' for k, v in bad.items())}; {kept}. "
+                "Lower the learning rate or the loss weights, or check the data, then "
+                "run the same command again to resume from that checkpoint."
             )
 
 
 @contextlib.contextmanager
 def checkpoint_on_interrupt(model, save, steps: int):
-    """In the block, Ctrl-C or SIGTERM first calls save(step) (if `save`) and says so (README "What it promises")."""
+    """In the block, Ctrl-C or SIGTERM first calls save(step), if given, and says so."""
     try:
         with sigterm_interrupts():
             yield
-    except KeyboardInterrupt:  # Ctrl-C (SIGINT) or SIGTERM: keep the steps since the last checkpoint
+    except KeyboardInterrupt:  # Ctrl-C (SIGINT) or SIGTERM
+        # keep the steps since the last checkpoint
         step = int(model.gen_optimizer.iterations.numpy())
         if save is not None:
             save(step)
-        print(f"interrupted at step {step} of {steps}; saved a checkpoint there: run the same command again "
-              "to resume", file=sys.stderr, flush=True)
+        print(f"interrupted at step {step} of {steps}; saved a checkpoint there: run "
+              "the same command again to resume", file=sys.stderr, flush=True)
         raise
 
 
 @contextlib.contextmanager
 def sigterm_interrupts():
-    """In the block, SIGTERM (kill, Docker, Colab) raises KeyboardInterrupt, like Ctrl-C (README "What it promises")."""
-    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+    """In the block, SIGTERM (kill, Docker, Colab) acts as Ctrl-C: KeyboardInterrupt."""
+    # signal handlers belong to the main thread
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
