@@ -122,7 +122,7 @@ def test_train_step_dataflow_names_what_the_code_names():
     texts = "\n".join(_texts(figure))
     source = inspect.getsource(pix2pix)
     for name in ("gen_optimizer", "disc_optimizer", "gen_tape", "stop_recording", "stop_gradient", "train_discriminator",
-                 "training=True"):
+                 "training=True", "minimize"):
         assert name in texts and name in source, name
     for metric in pix2pix.METRICS:
         assert metric in texts

@@ -87,7 +87,8 @@ def _build(source: Path, folder: Path) -> Path:
     # the config's paths are the repository's, but this config file and `source` may be elsewhere
     sphinx = config["sphinx"]
     sphinx["local_extensions"] = {name: str(ROOT / path) for name, path in sphinx["local_extensions"].items()}
-    sphinx["config"]["html_extra_path"] = [str(ROOT / path) for path in sphinx["config"]["html_extra_path"]]
+    for paths in ("html_extra_path", "html_static_path"):
+        sphinx["config"][paths] = [str(ROOT / path) for path in sphinx["config"][paths]]
     (folder / "_config.yml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--config", str(folder / "_config.yml"),
@@ -197,8 +198,130 @@ def test_every_chapters_setup_cell_is_collapsed(site):
 
 
 def test_the_implementations_table_is_a_table_of_text(site):
-    """Chapter 8's five implementations, displayed from a cell as Markdown, reach the page as an HTML table."""
-    page = (site / "book" / "08-reproducing.html").read_text()
+    """Chapter 9's five implementations, displayed from a cell as Markdown, reach the page as an HTML table."""
+    page = (site / "book" / "09-reproducing.html").read_text()
     table = page[page.index("<table", page.index("Five implementations side by side")):]
     table = table[: table.index("</table>")]
     assert table.count("<tr") >= 10 and "TF tutorial" in table and "bottleneck" in table
+
+
+MEASURE_PAGE = r"""<!doctype html><html><body><pre id="result">pending</pre><script>
+const BLOCKS = [["input", "div.cell_input pre"], ["output", "div.cell_output pre"]];
+async function measure(page) {
+  const frame = document.createElement("iframe");
+  frame.style.cssText = "width: WIDTHpx; height: 900px; border: 0";  // the window
+  frame.src = page;
+  document.body.appendChild(frame);
+  await new Promise(resolve => frame.onload = resolve);
+  const win = frame.contentWindow, doc = frame.contentDocument;
+  await doc.fonts.ready;
+  // A collapsed cell is a <details> (sphinx-togglebutton): opened here, so that its
+  // blocks are measured as a reader who opens it sees them (in the admonition's
+  // padding); a block still hidden (checkVisibility: display or content-visibility)
+  // is reported as hidden rather than measured.
+  for (const details of doc.querySelectorAll("details")) details.open = true;
+  for (const hidden of doc.querySelectorAll(".toggle-hidden"))
+    hidden.classList.remove("toggle-hidden");
+  const blocks = [];
+  for (const [kind, selector] of BLOCKS)
+    for (const pre of doc.querySelectorAll(selector)) {
+      const style = win.getComputedStyle(pre);
+      const probe = doc.createElement("span");  // a character's width in its font
+      probe.textContent = "0".repeat(100);
+      pre.appendChild(probe);
+      const char = probe.getBoundingClientRect().width / 100;
+      probe.remove();
+      const room = pre.clientWidth - parseFloat(style.paddingLeft)
+                   - parseFloat(style.paddingRight);
+      const longest = pre.textContent.split("\n")
+        .reduce((a, b) => b.length > a.length ? b : a);
+      const code = pre.closest("div.cell")?.querySelector(".cell_input")?.textContent;
+      blocks.push({kind, shown: pre.checkVisibility(),
+                   scroll: pre.scrollWidth, client: pre.clientWidth,
+                   fits: Math.floor(room / char), longest: longest.slice(0, 80),
+                   length: longest.length, getsource: /getsource\(/.test(code)});
+    }
+  frame.remove();
+  return {page, blocks};
+}
+(async () => {
+  const results = [];
+  for (const page of PAGES) results.push(await measure(page));
+  document.getElementById("result").textContent = JSON.stringify(results);
+})();
+</script></body></html>"""
+
+
+def _measure_offline(chromium: str, site: Path, pages: list[str], width: int) -> list:
+    """Each page of `site` in headless `chromium` (reaching nothing but the site) in a
+    window `width` px wide: what MEASURE_PAGE reports of its code blocks."""
+    page = MEASURE_PAGE.replace("PAGES", json.dumps(pages)).replace("WIDTH", str(width))
+    (site / "measure.html").write_text(page)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+             f"--user-data-dir={site.parent / 'chromium-measure-profile'}",
+             f"--window-size={width + 100},900",  # the iframe is the page's window
+             "--run-all-compositor-stages-before-draw", "--virtual-time-budget=120000",
+             "--dump-dom", f"http://127.0.0.1:{server.server_address[1]}/measure.html"],
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    found = re.search(r'<pre id="result">(.*?)</pre>', result.stdout, re.S)
+    output = result.stdout[-2000:] + result.stderr[-2000:]
+    assert found and found.group(1) != "pending", output
+    return json.loads(html.unescape(found.group(1)))
+
+
+def _chapters_printing_source() -> list[str]:
+    """The site's chapters that print p2p's source: those whose notebooks call
+    inspect.getsource (searched afresh, so that a new chapter is covered), and any
+    chapter named 06-* or 07-running*."""
+
+    def prints_source(chapter):
+        cells = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4).cells
+        return any(c.cell_type == "code" and "getsource(" in c.source for c in cells)
+
+    named = [c for c in _chapters() if Path(c).name.startswith(("06-", "07-running"))]
+    return [c for c in _chapters() if c in named or prints_source(c)]
+
+
+def test_printed_source_never_scrolls_sideways(chromium, site):
+    """In a 1280 px window no block of printed source (the output of a cell that calls
+    inspect.getsource) scrolls sideways, collapsed ones opened: the core is written at 88
+    columns (tests/test_project.py) and the site's code font fits 95 (book/_css/code.css).
+    """
+    chapters = _chapters_printing_source()
+    found = {Path(chapter).name[:3] for chapter in chapters}
+    assert {"02-", "03-", "04-", "05-", "06-"} <= found, chapters  # the search works
+    reports = _measure_offline(chromium, site, [f"{c}.html" for c in chapters], 1280)
+    overflowing, measured = {}, 0
+    for chapter, report in zip(chapters, reports):
+        assert report["blocks"], f"{chapter}: no code blocks found"
+        for block in report["blocks"]:
+            hidden = f"{chapter}: a collapsed {block['kind']} block stayed hidden"
+            assert block["shown"], hidden
+            if not (block["kind"] == "output" and block["getsource"]):
+                continue  # the chapters' own code and other outputs: not this check's
+            measured += 1
+            if block["scroll"] > block["client"] + 1:
+                overflowing.setdefault(f"{chapter}.html", []).append(
+                    f"  {block['length']:3} chars, {block['fits']} fit: {block['longest']!r}"
+                )
+    assert measured >= 10, measured  # the blocks of printed source were found
+    if overflowing:
+        pages = [f"{page}\n" + "\n".join(lines) for page, lines in overflowing.items()]
+        message = "blocks scrolling sideways at 1280 px:\n" + "\n".join(pages)
+        pytest.fail(message, pytrace=False)
