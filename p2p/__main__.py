@@ -3,6 +3,7 @@
     python -m p2p train --data DIR --out RUN [--preset cpu] [--steps N]
                         [--set l1_weight=10]
     python -m p2p translate --run RUN IMAGE|FOLDER... --out DIR [--size N] [--overwrite]
+                            [--pairs]
 
 The lab registers its own (facades, download, ablate, troubleshoot, bookruns, export,
 bench).
@@ -117,13 +118,16 @@ def add_translate(commands) -> None:
         "translate", help="translate images with a trained run, each at its own size")
     translate.add_argument("--run", type=path, required=True)
     translate.add_argument("images", type=path, nargs="+",
-                           help="input images, A|B pair files (the input half), "
-                                "or folders of them")
+                           help="input images, or folders of them")
     translate.add_argument("--out", type=path, required=True,
                            help="folder for OUT/<name>.png (created if missing)")
     translate.add_argument("--overwrite", action="store_true",
-                           help="replace earlier outputs in --out "
-                                "(never an input image)")
+                           help="replace earlier outputs of translate in --out "
+                                "(never an input image, nor a file it did not write)")
+    translate.add_argument("--pairs", action="store_true",
+                           help="the inputs are pairs as train reads them (A|B files, "
+                                "or folders A/ and B/): translate each one's input "
+                                "side; without it, each image is translated whole")
     translate.add_argument("--size", type=int, metavar="N",
                            help="resize each image so that its shorter side is "
                                 "N pixels first")
@@ -135,7 +139,8 @@ def translate_command(args) -> int:
     from p2p.lab.translating import translate_files  # padding, naming and checks
 
     for written in translate_files(args.run, args.images, args.out,
-                                   overwrite=args.overwrite, size=args.size):
+                                   overwrite=args.overwrite, size=args.size,
+                                   pairs=args.pairs):
         print(written)
     return 0
 

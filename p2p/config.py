@@ -8,6 +8,7 @@ a setting.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 CHOICES = {
@@ -20,22 +21,27 @@ CHOICES = {
 #: The Python types a setting's annotation admits, and how an error names them.
 TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str,
          "int | None": (int, type(None))}
-TYPE_NAMES = {"int": "a whole number", "float": "a number", "bool": "true or false",
-              "str": "a name", "int | None": "a whole number or None"}
+TYPE_NAMES = {"int": "a whole number", "float": "a finite number",
+              "bool": "true or false", "str": "a name",
+              "int | None": "a whole number or None"}
 
 #: Settings that say how much to train, not what: a run may be extended to more steps.
 LENGTH = ("preset", "epochs", "steps")
 
-#: The range of each numeric setting: a test, and how an error says it.
+#: The range of each numeric setting, a test and how an error says it: what fits in
+#: memory (ngf 128: 3 GiB of weights, gradients and Adam's moments) and NumPy's seed
+#: (seed + step below 2**32).
 RANGES = {
-    **dict.fromkeys(("image_size", "ngf", "ndf", "batch_size"),
-                    (lambda v: v >= 1, "a whole number, at least 1")),
-    "n_layers": (lambda v: v >= 0, "0 or more"),
-    "steps": (lambda v: v is None or v >= 1, "a whole number of steps, at least 1"),
-    "epochs": (lambda v: v > 0, "more than 0"),
+    "image_size": (lambda v: 8 <= v <= 2048, "from 8 to 2048"),
+    **dict.fromkeys(("ngf", "ndf"), (lambda v: 1 <= v <= 128, "from 1 to 128")),
+    "batch_size": (lambda v: 1 <= v <= 1024, "from 1 to 1024"),
+    "n_layers": (lambda v: 0 <= v <= 9, "from 0 to 9"),
+    "steps": (lambda v: v is None or 1 <= v < 2**31,
+              "a whole number of steps, from 1 to 2**31 - 1"),
+    "epochs": (lambda v: 0 < v <= 10**6, "more than 0 and at most 10**6"),
     "lr_decay": (lambda v: 0 <= v < 1, "a share of the steps, from 0 up to 1"),
-    "l1_weight": (lambda v: v >= 0, "0 or more"),
-    "seed": (lambda v: 0 <= v < 2**31, "from 0 to 2**31 - 1"),  # seed+step seeds NumPy
+    "l1_weight": (lambda v: 0 <= v <= 10**6, "from 0 to 10**6"),
+    "seed": (lambda v: 0 <= v < 2**31, "from 0 to 2**31 - 1"),
 }
 
 
@@ -68,7 +74,8 @@ class Config:
     def __post_init__(self):
         for field in dataclasses.fields(self):  # a bad `--set`: named, not a TypeError
             value = getattr(self, field.name)
-            wrong_type = not isinstance(value, TYPES[field.type])
+            wrong_type = not isinstance(value, TYPES[field.type]) or (
+                isinstance(value, float) and not math.isfinite(value))  # inf, nan
             if wrong_type or isinstance(value, bool) and field.type != "bool":
                 raise ValueError(f"{field.name} must be {TYPE_NAMES[field.type]}, "
                                  f"not {value!r}")
@@ -81,8 +88,8 @@ class Config:
 
     def total_steps(self, train_size: int = 400) -> int:
         """`steps`, or the steps of `epochs` passes over `train_size` images."""
-        return self.steps or int(
-            round(self.epochs * max(train_size // self.batch_size, 1)))
+        return self.steps or max(
+            round(self.epochs * max(train_size // self.batch_size, 1)), 1)
 
     def differences(self, other: Config) -> list[str]:
         """The settings in which `other` trains another run (its length aside)."""

@@ -21,17 +21,47 @@ _TRANSLATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def translate(generator: keras.Model, inputs, *, dropout: bool = True) -> tf.Tensor:
     """Translate a batch of test images one at a time, the paper's way."""
-    inputs = tf.convert_to_tensor(inputs, tf.float32)
-    if inputs.shape.rank == 3:
-        raise ValueError(f"translate takes a batch of images (batch, height, width, "
-                         f"channels), not one image of shape {tuple(inputs.shape)}: "
-                         "pass image[None]")
+    inputs = check_images(generator, inputs)
     translators = _TRANSLATORS.setdefault(generator, {})
     if dropout not in translators:  # dropout=False: a deterministic translator
         translators[dropout] = _one_by_one(generator, dropout)
     # BatchNorm's moving averages, which pix2pix never uses, stay as they were
     with moving_statistics_kept(generator):
         return translators[dropout](inputs)
+
+
+def check_images(generator: keras.Model, images) -> tf.Tensor:
+    """The batch as float32, or a one-line ValueError: what is wrong, and the fix."""
+    images = tf.convert_to_tensor(images)
+    shape, (height, width, channels) = tuple(images.shape), generator.input_shape[1:]
+    if len(shape) == 3:
+        problem = f"one image of shape {shape}, not a batch: pass image[None]"
+    elif len(shape) != 4:
+        problem = (f"an array of shape {shape}, not a batch of images "
+                   "(batch, height, width, channels)")
+    elif shape[0] == 0:
+        problem = f"an empty batch, of shape {shape}: give at least one image"
+    elif shape[3] != channels:
+        problem = (f"images of shape {shape}, channels first: pass tf.transpose("
+                   "images, [0, 2, 3, 1])" if shape[1] == channels else
+                   f"images of shape {shape}; this generator takes {channels} channels")
+    elif height not in (None, shape[1]) or width not in (None, shape[2]):
+        problem = (f"images of {shape[1]}x{shape[2]}; this generator takes "
+                   f"{height}x{width}: resize them (`python -m p2p translate` "
+                   "takes any size)")
+    elif not images.dtype.is_floating:
+        problem = (f"{images.dtype.name} values; it takes floats in [-1, 1]: pass "
+                   "p2p.data.normalize(images), which maps 0..255 to them")
+    elif not tf.reduce_all(tf.math.is_finite(images)):
+        problem = "NaN or infinite values; give images in [-1, 1]"
+    else:
+        low, high = float(tf.reduce_min(images)), float(tf.reduce_max(images))
+        if low >= -1 and high <= 1:
+            return tf.cast(images, tf.float32)
+        fix = ("pass p2p.data.normalize(images) if they are 0..255" if high > 2
+               else "clip them, tf.clip_by_value(images, -1, 1)")
+        problem = f"values from {low:g} to {high:g}, not in [-1, 1]: {fix}"
+    raise ValueError(f"translate: {problem}")
 
 
 @contextlib.contextmanager

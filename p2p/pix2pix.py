@@ -6,6 +6,8 @@ One step on D, then one on G against the updated D. Explained in the chapter
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -29,6 +31,9 @@ class Pix2Pix(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.l1_weight = float(l1_weight)
+        if not 0 <= self.l1_weight < math.inf:  # a negative weight rewards errors
+            raise ValueError(f"l1_weight must be a finite number, 0 or more, "
+                             f"not {l1_weight}")
         self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
         self.check_discriminator()
 
@@ -102,6 +107,13 @@ class Pix2Pix(keras.Model):
 
     def check_discriminator(self):
         """Refuse a D that does not take G's (input, output) pairs, naming the fix."""
+        size, taken = self.generator.output_shape[1:3], self.discriminator.input_shape
+        if taken[1:3] != size:
+            raise ValueError(
+                f"the discriminator takes {taken[1]}x{taken[2]} pairs but the "
+                f"generator's are {size[0]}x{size[1]}: build it with "
+                f"Discriminator({size[0]}, ...)"
+            )
         pair = self.generator.input_shape[-1] + self.generator.output_shape[-1]
         if self.discriminator.input_shape[-1] != pair:
             raise ValueError(

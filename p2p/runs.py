@@ -46,15 +46,15 @@ def open_run(run_dir, model, config: Config, data_identity: dict, steps: int,
     """Lock a run folder, check its config, restore `model` from its last checkpoint.
 
     Yields a `Run`. A second process is refused (`guards.lock`), and so is a run started
-    with other settings or data (`start_config`) or one already past `steps`; a damaged
-    checkpoint is skipped and a metrics.csv cut short repaired (`p2p.runtime.resume`).
+    with other settings or data (`check_config`) or one already past `steps`, before
+    config.json is written; a damaged checkpoint is skipped, checkpoints of other
+    networks refused and a metrics.csv cut short repaired (`p2p.runtime.resume`).
     """
     run_dir = Path(run_dir)
     with devices.run_folder_of(strategy, run_dir, guards.lock) as (folder, chief):
-        start_config(run_dir, config, data_identity, write=chief)
-        manager = tf.train.CheckpointManager(checkpoint_of(model),
-                                             folder / "checkpoints", max_to_keep=2)
-        resume.restore_all(manager.checkpoint, run_dir / "checkpoints")  # the chief's
+        check_config(run_dir, config, data_identity)
+        checkpoint = checkpoint_of(model)
+        resume.restore_latest(checkpoint, run_dir / "checkpoints")  # the chief's
         step = int(model.gen_optimizer.iterations.numpy())
         if step > steps:
             raise ValueError(
@@ -62,6 +62,11 @@ def open_run(run_dir, model, config: Config, data_identity: dict, steps: int,
                 f"asked for: give at least {step} steps to continue it, a new run "
                 f"folder to train {steps}, or load it with runs.load_generator()."
             )
+        if chief:
+            with writing(run_dir / "config.json"):  # whole at every moment
+                write_json(run_dir / "config.json",
+                           {**config.to_dict(), "data": data_identity})
+        manager = resume.checkpoint_manager(checkpoint, folder / "checkpoints")
         resume.truncate_metrics(folder / "metrics.csv", step)
         if 0 < step < steps and chief:
             print(f"resuming {run_dir} at step {step} of {steps}", flush=True)
@@ -74,8 +79,8 @@ def fit(model, run: Run, dataset, steps: int, samples, strategy=None, *,
     """`fit` from the run's step to `steps`, logging into the run folder.
 
     Callbacks log metrics.csv and TensorBoard every `log_every` steps, and save a
-    checkpoint and `samples` translated at each checkpoint; Ctrl-C or SIGTERM saves one
-    at the step reached.
+    checkpoint and `samples` translated at each checkpoint; Ctrl-C or SIGTERM logs the
+    steps since the last row and saves one at the step reached.
     """
     log_every = min(log_every, steps)
     logger = RunLogger(run.folder, run.manager, checkpoint_every, samples,
@@ -86,7 +91,7 @@ def fit(model, run: Run, dataset, steps: int, samples, strategy=None, *,
         callbacks.append(ProgressBar(steps, run.step))
     epochs = math.ceil((steps - run.step) / log_every)  # the last ends at `steps`
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    save = logger.save_checkpoint if run.chief and not multi_worker else None
+    save = logger.on_interrupt if run.chief and not multi_worker else None
     with stopping.checkpoint_on_interrupt(model, save, steps):
         devices.fit(model, strategy, dataset, log_every, epochs, callbacks)
 
@@ -108,9 +113,9 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def start_config(run_dir: Path, config: Config, data_identity: dict,
-                 write: bool = True):
-    """Write a new run's config.json; refuse to resume with other settings or data."""
+def check_config(run_dir: Path, config: Config, data_identity: dict) -> None:
+    """Refuse to resume a run with other settings or data; one without a checkpoint
+    starts over."""
     path = Path(run_dir) / "config.json"
     if path.exists():
         saved = configs.read_values(run_dir)
@@ -120,15 +125,13 @@ def start_config(run_dir: Path, config: Config, data_identity: dict,
         # data moved elsewhere is the same data: its fingerprint matches
         if _data_identity(saved.get("data")) not in data_identity.values():
             changed.append("data (other files than the run was trained on)")
-        if changed:  # more steps may be asked for: that continues a finished run
+        # more steps may be asked for: that continues a finished run
+        if changed and resume.checkpoint_paths(Path(run_dir) / "checkpoints"):
             raise ValueError(
                 f"{path}: this run was started with other settings "
                 f"({', '.join(changed)} differ). Resume it with the same ones, "
                 "or give a new run folder."
             )
-    if write:
-        with writing(path):  # whole at every moment: workers may read it
-            write_json(path, {**config.to_dict(), "data": data_identity})
 
 
 def _data_identity(data):
@@ -156,18 +159,21 @@ class RunLogger(keras.callbacks.Callback):
         self.run_dir, self.manager = run_dir, manager
         self.checkpoint_every, self.last_step = checkpoint_every, last_step
         self.sample_batch = sample_batch
+        self.folder = guards.folder_identity(run_dir)  # told from one put in its place
         with writing(run_dir / "logs"):
             self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
 
     def on_train_begin(self, logs=None):
-        # the checkpoint the run starts from
-        self.saved = int(self.model.gen_optimizer.iterations.numpy())
+        # the checkpoint the run starts from, and its last row
+        self.saved = self.logged = int(self.model.gen_optimizer.iterations.numpy())
 
     def on_epoch_end(self, epoch, logs=None):
         # the step reached, also by a run stopped inside an interval
         step = int(self.model.gen_optimizer.iterations.numpy())
+        guards.check_folder_kept(self.run_dir, self.folder, step)  # not deleted
         row = {"step": step, **{name: float(logs[name]) for name in METRICS}}
         append_metrics(self.run_dir / "metrics.csv", row)
+        self.logged = step
         with writing(self.run_dir / "logs"), self.writer.as_default(step=step):
             for name in METRICS:
                 tf.summary.scalar(name, row[name])
@@ -184,6 +190,13 @@ class RunLogger(keras.callbacks.Callback):
             with writing(self.run_dir / "checkpoints" / f"ckpt-{step}"):
                 self.manager.save(checkpoint_number=step)
             self.saved = step
+
+    def on_interrupt(self, step: int) -> None:
+        """Ctrl-C: a row of the steps since the last one, and a checkpoint at `step`."""
+        guards.check_folder_kept(self.run_dir, self.folder, step)
+        if step > self.logged:  # the means of this interval's steps so far
+            self.on_epoch_end(None, {m.name: m.result() for m in self.model.metrics})
+        self.save_checkpoint(step)
 
 
 def append_metrics(path: Path, row: dict) -> None:
@@ -223,12 +236,10 @@ def load_generator(run_dir) -> tuple[keras.Model, Config]:
     if (run_dir / "generator.npz").exists():
         set_weights_from(generator, run_dir / "generator.npz")
         return generator, config
-    status = resume.restore_latest(tf.train.Checkpoint(generator=generator),
-                                   run_dir / "checkpoints")
-    if status is None:
+    if resume.restore_latest(tf.train.Checkpoint(generator=generator),
+                             run_dir / "checkpoints") is None:
         raise FileNotFoundError(f"{run_dir}/checkpoints: no checkpoint yet; "
                                 "let the run reach its first one.")
-    status.expect_partial()
     return generator, config
 
 

@@ -66,6 +66,8 @@ def train(data_dir, run_dir, config: Config | str = "cpu", *, log_every: int = 5
     # made before any TensorFlow operation, as the multi-worker strategy needs
     strategy = devices.make_strategy(strategy or "default")
     pairs = data.list_pairs(data.split_folder(data_dir, "train"))
+    guards.check_batch(config.batch_size, pairs, data_dir,
+                       strategy.num_replicas_in_sync)
     config = dataclasses.replace(config, steps=config.total_steps(len(pairs)),
                                  precision=devices.resolve_precision(config.precision))
     steps = min(until or config.steps, config.steps)  # where this call stops

@@ -2,11 +2,13 @@
 
 import json
 import math
+import re
 
 import pytest
 
+from p2p.__main__ import main
 from p2p.config import get_preset
-from p2p.lab import ablate
+from p2p.lab import ablate, facades
 
 
 def test_patch_depths_match_the_share_of_the_image():
@@ -75,5 +77,63 @@ def test_a_tiny_ablation_runs_scores_and_resumes(tmp_path):
     again = ablate.run_ablations(tmp_path, "tiny", steps=3, seeds=(0,), segmenter_steps=5, progress=False)
     assert set(again["runs"]) == set(kept)
     assert again["runs"]["L1 / seed 0"] == kept["L1 / seed 0"]
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"made with other settings \(steps 3 there, 4 now\)"):
         ablate.run_ablations(tmp_path, "tiny", steps=4, seeds=(0,), segmenter_steps=5, progress=False)
+
+
+class _Trained(Exception):
+    """Raised where an ablation would start its work: the results folder was accepted."""
+
+
+@pytest.fixture
+def accepted(monkeypatch):
+    """Stops run_ablations (and run_troubleshooting) once its results folder is accepted, before it makes data."""
+    def make_facades(*args, **kwargs):
+        raise _Trained
+    monkeypatch.setattr(facades, "make_facades", make_facades)
+
+
+def _tiny_settings(**changed):
+    return {"preset": "tiny", "image_size": 32, "steps": 3, "segmenter_steps": 5, "patch_depths": ablate.patch_depths(32),
+            "seeds": [0], **changed}
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("content, why", [
+    ('{"accuracy": 0.9}', 'no "config" and "runs"'),
+    ("[1, 2]", 'no "config" and "runs"'),
+    ("my notes", "unreadable as JSON"),
+    (json.dumps({"kind": "troubleshoot", "config": {"preset": "tiny"}, "runs": {}}),
+     "the results of `python -m p2p troubleshoot`"),
+], ids=["a user's JSON", "a list", "not JSON", "troubleshoot's"])
+def test_a_results_json_that_is_not_an_ablations_is_refused_naming_it(tmp_path, accepted, content, why):
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'results.json'}: ") + ".*" + re.escape(why) + ".*" +
+                       re.escape("`python -m p2p ablate`: give another --out, or move it away")) as raised:
+        ablate.run_ablations(tmp_path, "tiny", steps=3, seeds=(0,), segmenter_steps=5, progress=False)
+    assert "\n" not in str(raised.value) and _files(tmp_path) == {"results.json": content.encode()}  # nothing written
+    with pytest.raises(ValueError, match=re.escape(why)):
+        ablate.merge_results(tmp_path, tmp_path)
+
+
+def test_changed_settings_are_named_with_both_values(tmp_path, accepted, capsys):
+    (tmp_path / "results.json").write_text(json.dumps({"kind": "ablate", "config": _tiny_settings(), "runs": {}}))
+    before = _files(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'results.json'}: made with other settings (steps 3 there, "
+                                                   "4 now; segmenter_steps 5 there, 6 now): use another --out, or delete it")):
+        ablate.run_ablations(tmp_path, "tiny", steps=4, seeds=(0,), segmenter_steps=6, progress=False)
+    assert main(["ablate", "--out", str(tmp_path), "--preset", "tiny", "--steps", "4", "--segmenter-steps", "5"]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {tmp_path / 'results.json'}: made with other settings (steps 3 there, "
+                                            "4 now): use another --out, or delete it\n")
+    assert _files(tmp_path) == before
+    with pytest.raises(_Trained):  # the same settings (more seeds may be added) resume it
+        ablate.run_ablations(tmp_path, "tiny", steps=3, seeds=(0, 1), segmenter_steps=5, progress=False)
+
+
+def test_results_written_before_kinds_were_recorded_still_resume(tmp_path, accepted):
+    (tmp_path / "results.json").write_text(json.dumps({"config": _tiny_settings(), "runs": {}, "provenance": {}}))
+    with pytest.raises(_Trained):
+        ablate.run_ablations(tmp_path, "tiny", steps=3, seeds=(0,), segmenter_steps=5, progress=False)

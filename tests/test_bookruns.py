@@ -1,11 +1,15 @@
 """Book runs: the shipped models load by name, carry their provenance, and show the paper's lessons."""
 
+import hashlib
 import json
+import os
+import shutil
 
 import pytest
 
 from p2p import config as configs
 from p2p import data, runs
+from p2p.__main__ import main
 from p2p.inference import translate
 from p2p.lab import bookruns, evaluate, facades, variants
 
@@ -97,3 +101,54 @@ def test_a_book_run_retrains_and_exports_at_any_preset(tmp_path):
 def test_an_unknown_book_run_names_the_known_ones():
     with pytest.raises(ValueError, match="l1, l1-cgan, encoder-decoder, encoder-decoder-l1"):
         bookruns.load("l2")
+
+
+# The shipped runs are read-only unless asked (issue 28) --------------------------------------------------------------
+
+
+def _hashes(folder):
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.rglob("*"))
+            if f.is_file()}
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """A copy of the shipped book run l1 in place of p2p/lab/trained (which the test checks is left alone), and its hashes."""
+    real_folder = bookruns.SHIPPED
+    real = _hashes(real_folder)
+    copy = tmp_path / "package" / "trained"
+    shutil.copytree(bookruns.SHIPPED / "l1", copy / "l1")
+    monkeypatch.setattr(bookruns, "SHIPPED", copy)
+    yield copy, _hashes(copy)
+    assert _hashes(real_folder) == real
+
+
+def test_the_shipped_runs_are_refused_as_a_place_to_write_before_anything_runs(shipped, tmp_path, capsys):
+    # Before: `bookruns l1 --preset tiny --steps 4` trained and replaced the shipped l1 with a 32 px toy.
+    copy, hashes = shipped
+    tiny = ["bookruns", "l1", "--preset", "tiny", "--steps", "4"]
+    for args, named in (([*tiny, "--work", tmp_path / "work", "--out", copy], f"{copy}: holds the shipped book runs"),
+                        ([*tiny, "--work", tmp_path / "work", "--out", copy / "l1" / ".."], "--replace-shipped"),
+                        ([*tiny, "--work", copy / "work"], f"{copy / 'work'}: lies in the shipped book runs"),
+                        ([*tiny, "--work", tmp_path / "work", "--out", tmp_path, "--replace-shipped"], "without --out")):
+        assert main([*map(str, args)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and named in err and len(err.splitlines()) == 1, err
+    assert _hashes(copy) == hashes and not (tmp_path / "work").exists() and not (copy / "work").exists()
+    (tmp_path / "mine" / "l1").mkdir(parents=True)  # a folder of the user's where the export would go
+    (tmp_path / "mine" / "l1" / "notes.txt").write_text("mine")
+    assert main([*map(str, tiny), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "mine")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'mine' / 'l1'}: exists, and is not a book run's export"), err
+    assert os.listdir(tmp_path / "mine" / "l1") == ["notes.txt"] and not (tmp_path / "work").exists()
+
+
+@pytest.mark.slow  # trains a book run at the tiny preset
+def test_retraining_writes_beside_its_work_and_into_the_shipped_runs_only_with_replace_shipped(shipped, tmp_path, capsys):
+    copy, hashes = shipped
+    tiny = ["bookruns", "l1", "--preset", "tiny", "--steps", "4", "--work", str(tmp_path / "work")]
+    assert main(tiny) == 0
+    assert _hashes(copy) == hashes
+    assert runs.load_generator(tmp_path / "work" / "trained" / "l1")[1].preset == "tiny"
+    assert main([*tiny, "--replace-shipped"]) == 0  # finished: exported again, into the shipped folder as asked
+    assert runs.load_generator(copy / "l1")[1].preset == "tiny"

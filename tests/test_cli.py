@@ -39,7 +39,7 @@ def test_train_then_translate(facades_root, tmp_path):
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000010.png", "step_0000020.png"]
     assert list((run / "logs").iterdir()), "no TensorBoard events"
     code, _, err = _run("translate", "--run", run, facades_root / "test" / "1.jpg", facades_root / "test" / "2.jpg",
-                        facades_root / "train" / "1.jpg", "--out", tmp_path / "out")
+                        facades_root / "train" / "1.jpg", "--out", tmp_path / "out", "--pairs")
     assert code == 0, err[-2000:]
     outputs = [np.asarray(Image.open(tmp_path / "out" / name)) for name in ("1.png", "2.png", "1-2.png")]
     assert all(image.shape == (64, 64, 3) for image in outputs)  # each at its own size: the 64x64 input half
@@ -134,3 +134,38 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_says_so_in_one_line_and_the_run_re
     code, out, err = _run("train", "--data", facades_root, "--preset", "tiny", "--out", run, "--steps", str(step + 3),
                           "--log-every", "7", "--checkpoint-every", "1000")
     assert code == 0 and f"resuming {run} at step {step} of {step + 3}" in out, err[-2000:]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_signal_while_the_checkpoint_is_saved_is_ignored_and_the_line_still_said(tmp_path, stop):
+    # the first signal stops fit; the second arrives while the checkpoint is written (SIGTERM's default kills at once)
+    script = f"""
+import os, signal, sys, time
+import tensorflow as tf
+from p2p.runtime import stopping
+
+class Model:
+    gen_optimizer = type("Optimizer", (), {{"iterations": tf.Variable(7)}})()
+
+def save(step):
+    os.kill(os.getpid(), {int(stop)})
+    time.sleep(0.5)
+    open({str(tmp_path / "saved")!r}, "w").write(str(step))
+
+try:
+    with stopping.checkpoint_on_interrupt(Model(), save, 10):
+        # and the other at once, as from a busy step: on its way while the first is handled
+        signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT, signal.SIGTERM}})
+        os.kill(os.getpid(), {int(stop)})
+        os.kill(os.getpid(), {int(signal.SIGTERM if stop == signal.SIGINT else signal.SIGINT)})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT, signal.SIGTERM}})
+        time.sleep(5)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert process.returncode == 130 and "Traceback" not in process.stderr, process.stderr[-2000:]
+    assert (tmp_path / "saved").read_text() == "7"
+    assert process.stderr.splitlines()[-1] == "interrupted at step 7 of 10; saved a checkpoint there: run the same " \
+                                              "command again to resume", process.stderr[-2000:]

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -312,3 +313,39 @@ def test_one_translation_takes_under_a_second_with_no_error_and_no_request_off_t
     assert re.findall(r"CONSOLE.*", log) == []
     assert len(report["requests"]) > 10  # the pages, the scripts, TensorFlow.js's .wasm, the generator
     assert [url for url in report["requests"] if not url.startswith(report["origin"])] == []
+
+
+def test_export_replaces_only_its_own_files_unless_told_to(tmp_path, capsys):
+    # Before: a user's generator.json and generator.bin in OUT were replaced without a word.
+    generator = Generator(32, 4)
+    for name, content in (("generator.json", b'{"mine": true}'), ("generator.bin", b"my weights")):
+        out = tmp_path / name.split(".")[1]
+        out.mkdir()
+        (out / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{out / name}: exists, and export did not write it.*--overwrite") as error:
+            export_generator(generator, out)
+        assert "\n" not in str(error.value) and os.listdir(out) == [name] and (out / name).read_bytes() == content
+        capsys.readouterr()
+        assert main(["export", "l1-cgan", str(out)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {out / name}: exists, and export did not write it")
+        assert os.listdir(out) == [name] and (out / name).read_bytes() == content
+        assert main(["export", "l1-cgan", str(out), "--overwrite"]) == 0
+        assert json.loads((out / "generator.json").read_text())["format"] == "p2p-generator-1"
+    export_generator(generator, tmp_path / "json")  # its own earlier export: replaced
+    os.mkfifo(tmp_path / "fifo.json")  # never opened: a FIFO would wait for a writer
+    (tmp_path / "bin" / "generator.json").unlink()
+    (tmp_path / "bin" / "generator.json").symlink_to(tmp_path / "fifo.json")
+    with pytest.raises(ValueError, match="export did not write it"):
+        export_generator(generator, tmp_path / "bin")
+
+
+def test_export_refuses_the_shipped_book_runs(tmp_path, capsys, monkeypatch):
+    # Before: `export l1-cgan p2p/lab/trained/l1-cgan` wrote generator.json and .bin among the shipped run's files.
+    shipped = tmp_path / "package" / "trained"  # in place of p2p/lab/trained, which the test leaves alone
+    shutil.copytree(bookruns.SHIPPED / "l1-cgan", shipped / "l1-cgan")
+    monkeypatch.setattr(bookruns, "SHIPPED", shipped)
+    before = sorted(os.listdir(shipped / "l1-cgan"))
+    assert main(["export", "l1-cgan", str(shipped / "l1-cgan")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {shipped / 'l1-cgan'}: lies in the shipped book runs") and len(err.splitlines()) == 1, err
+    assert sorted(os.listdir(shipped / "l1-cgan")) == before

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from p2p import data
+from p2p.__main__ import main
 from p2p.lab import evaluate, facades
 
 
@@ -74,3 +75,25 @@ def test_the_median_of_many_renderings_is_blurred(layout):
     photos = np.stack([facades.render_photo(labels, np.random.default_rng(s)) for s in range(32)])
     single = np.mean([evaluate.sharpness(data.normalize(photo)[None]) for photo in photos])
     assert evaluate.sharpness(data.normalize(np.median(photos, axis=0))[None]) <= 0.5 * single
+
+
+def test_ctrl_c_is_one_line_keeps_no_half_written_image_and_the_same_command_finishes(tmp_path, monkeypatch, capsys):
+    made, pair = [], facades.facade_pair
+
+    def interrupted(*args, **kwargs):
+        if len(made) == 5:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the sixth image
+        made.append(args)
+        return pair(*args, **kwargs)
+
+    monkeypatch.setattr(facades, "facade_pair", interrupted)
+    out = tmp_path / "facades"
+    assert main(["facades", str(out), "--size", "16"]) == 130
+    printed = capsys.readouterr()
+    assert printed.out == "" and "Traceback" not in printed.err  # no folder printed as if it were made
+    assert printed.err.splitlines()[-1] == (f"interrupted: {out} is not complete (each image in it is whole); run the same "
+                                            "command again to finish it")
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["1.jpg", "2.jpg", "3.jpg", "4.jpg", "5.jpg", "facades.json"]
+    monkeypatch.setattr(facades, "facade_pair", pair)
+    assert main(["facades", str(out), "--size", "16"]) == 0 and capsys.readouterr().out == f"{out}\n"
+    assert len(list(out.rglob("*.jpg"))) == sum(facades.SPLITS.values())

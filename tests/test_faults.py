@@ -2,6 +2,9 @@
 
 import errno
 import os
+import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import tensorflow as tf
 from p2p import runs, training
 from p2p.__main__ import main
 from p2p.models import Generator
-from p2p.runtime import guards, resume
+from p2p.runtime import guards, resume, stopping
 
 TINY = {"steps": 4, "log_every": 2, "checkpoint_every": 2, "progress": False}
 # Every file a tiny run of 4 steps (logged and checkpointed every 2) writes, with the writes to it that fail below:
@@ -208,3 +211,113 @@ def test_a_run_resumes_and_loads_from_the_checkpoint_before_a_damaged_one(facade
     _damage(str(run / "checkpoints" / "ckpt-2"), "data")
     with pytest.raises(ValueError, match="no checkpoint in it can be read"):
         runs.load_generator(run)
+
+
+def _save_checkpoints(directory: Path, steps) -> tf.Variable:
+    """A variable checkpointed at each of `steps`, its value the step, as a run's CheckpointManager keeps them (two)."""
+    variable = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), directory, max_to_keep=2)
+    for step in steps:
+        variable.assign(float(step))
+        manager.save(checkpoint_number=step)
+    return variable
+
+
+def _lose_state(directory: Path, state: str) -> None:
+    """Delete or garble a checkpoint folder's state file, as a sync tool or a copy of only the ckpt-* files does."""
+    (directory / "checkpoint").unlink() if state == "missing" else (directory / "checkpoint").write_text("garbage {{{\n")
+
+
+@pytest.mark.parametrize("state", ["missing", "garbage"])
+def test_a_lost_checkpoint_state_file_is_rebuilt_from_the_checkpoint_files_themselves(tmp_path, capsys, state):
+    variable = _save_checkpoints(tmp_path, (2, 4, 10))  # ckpt-10 is the newest, though "ckpt-10" < "ckpt-4" as text
+    _lose_state(tmp_path, state)
+    resume.restore_latest(tf.train.Checkpoint(v=variable), tmp_path).assert_existing_objects_matched()
+    assert float(variable.numpy()) == 10.0
+    manager = resume.checkpoint_manager(tf.train.Checkpoint(v=variable), tmp_path)  # as a resumed run makes it
+    assert capsys.readouterr().err == f"warning: {tmp_path / 'checkpoint'} did not list the checkpoints; it lists " \
+                                      "ckpt-4, ckpt-10 again, found from their files\n"
+    assert manager.latest_checkpoint == str(tmp_path / "ckpt-10")
+    manager.save(checkpoint_number=12)  # keeps two, as before: the oldest is deleted, not orphaned
+    assert sorted(p.name for p in tmp_path.glob("*.index")) == ["ckpt-10.index", "ckpt-12.index"]
+    resume.checkpoint_manager(tf.train.Checkpoint(v=variable), tmp_path)
+    assert capsys.readouterr().err == ""  # a state file that lists them all is left as it is
+
+
+@pytest.mark.slow  # three runs; the checkpoints found from their files are checked above
+@pytest.mark.parametrize("state", ["missing", "garbage"])
+def test_a_run_whose_checkpoint_state_file_is_lost_loads_and_resumes_from_its_newest_checkpoint(facades_root, tmp_path,
+                                                                                                 capsys, state):
+    run = tmp_path / "run"
+    training.train(facades_root, run, "tiny", **TINY)
+    metrics = (run / "metrics.csv").read_bytes()
+    _lose_state(run / "checkpoints", state)
+    generator, _ = runs.load_generator(run)  # `translate --run` and `export` load it so
+    expected = Generator(32, 8)
+    tf.train.Checkpoint(generator=expected).restore(str(run / "checkpoints" / "ckpt-4")).expect_partial()
+    assert all((a == b).all() for a, b in zip(generator.get_weights(), expected.get_weights(), strict=True))
+    again = training.train(facades_root, run, "tiny", **TINY)  # the same command: finished, nothing trained again
+    assert int(again.gen_optimizer.iterations.numpy()) == 4 and (run / "metrics.csv").read_bytes() == metrics
+    longer = training.train(facades_root, run, "tiny", **{**TINY, "steps": 6})
+    assert f"resuming {run} at step 4 of 6" in capsys.readouterr().out
+    assert int(longer.gen_optimizer.iterations.numpy()) == 6
+    _assert_complete(run, [2, 4, 6])
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-4.index", "ckpt-6.index"]
+
+
+class _Model:
+    """What checkpoint_on_interrupt reads of a model: its step."""
+
+    def __init__(self, step: int):
+        self.gen_optimizer = type("Optimizer", (), {"iterations": tf.Variable(step)})()
+
+
+def test_a_second_ctrl_c_while_the_checkpoint_is_saved_neither_cuts_it_short_nor_loses_the_line(capsys):
+    saved = []
+
+    def save(step):  # the second Ctrl-C arrives while the sample and the checkpoint are written
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        saved.append(step)
+
+    with pytest.raises(KeyboardInterrupt), stopping.checkpoint_on_interrupt(_Model(7), save, 10):
+        raise KeyboardInterrupt  # the first Ctrl-C, during fit
+    assert saved == [7]
+    assert capsys.readouterr().err == "interrupted at step 7 of 10; saved a checkpoint there: run the same command again " \
+                                      "to resume\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C interrupts again afterwards
+
+
+def _at_step(monkeypatch, step: int, action) -> None:
+    """Call action() at the end of training step `step` (counted from the run's first step), as a user might act then."""
+    real = runs.StopAtStep.on_train_batch_end
+
+    def on_train_batch_end(self, batch, logs=None):
+        real(self, batch, logs)
+        if self.step == step:
+            action()
+
+    monkeypatch.setattr(runs.StopAtStep, "on_train_batch_end", on_train_batch_end)
+
+
+def _empty(run: Path) -> None:
+    for path in list(run.iterdir()):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+@pytest.mark.slow  # trains tiny runs for several seconds: the full tier
+@pytest.mark.parametrize("how", ["deleted", "replaced", "emptied"])
+def test_a_run_folder_deleted_while_training_stops_the_run_in_one_line_writing_nothing_more(facades_root, tmp_path,
+                                                                                           monkeypatch, capsys, how):
+    run = tmp_path / "run"
+    act = {"deleted": lambda: shutil.rmtree(run), "replaced": lambda: (shutil.rmtree(run), run.mkdir()),
+           "emptied": lambda: _empty(run)}[how]
+    _at_step(monkeypatch, 3, act)  # after the checkpoint at step 2
+    code = main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", str(run), "--steps", "6",
+                 "--log-every", "2", "--checkpoint-every", "2"])
+    err = capsys.readouterr().err  # the progress bar's line may stand before it
+    assert code == 2 and err.count("error: ") == 1 and "Traceback" not in err and (
+        f"error: {run}: the run folder was deleted, replaced or emptied while training, at step 4: nothing more is "
+        "written; run the same command again to start the run over\n") in err, err
+    assert (sorted(p.name for p in run.iterdir()) if run.exists() else None) == {"deleted": None, "replaced": [],
+                                                                                "emptied": []}[how]

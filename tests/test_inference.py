@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from p2p import data
 from p2p.inference import translate
 from p2p.models import Generator
 
@@ -57,3 +58,31 @@ def test_batchnorm_moving_statistics_are_left_alone(generator, images):
 def test_one_image_without_a_batch_axis_is_refused(generator, images):
     with pytest.raises(ValueError, match=r"image\[None\]"):
         translate(generator, images[0])
+
+
+# What translate is given: checked, one line each (issue 28) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, said", [
+    # Before: a plausible picture computed from values far outside the generator's [-1, 1]
+    (lambda images: np.asarray(data.to_uint8(images)), r"uint8 values.*p2p\.data\.normalize"),
+    (lambda images: (images.numpy() + 1) * 127.5, r"values from \S+ to 2\d\d\S*, not in \[-1, 1\].*p2p\.data\.normalize"),
+    (lambda images: images.numpy() * 1.2, r"values from -1\.\d+ to 1\.\d+, not in \[-1, 1\].*clip"),
+    # Before: TensorFlow's errors from inside the graph, or an empty result
+    (lambda images: images[:0], r"an empty batch"),
+    (lambda images: tf.tensor_scatter_nd_update(images, [[0, 3, 4, 1]], [np.nan]), r"NaN or infinite"),
+    (lambda images: tf.image.resize(images, (40, 48)), r"40x48.*takes 32x32.*python -m p2p translate"),
+    (lambda images: images[..., :1], r"\(5, 32, 32, 1\); this generator takes 3 channels"),
+    (lambda images: tf.transpose(images, [0, 3, 1, 2]), r"channels first.*tf\.transpose\(images, \[0, 2, 3, 1\]\)"),
+    (lambda images: images[None], r"shape \(1, 5, 32, 32, 3\).*\(batch, height, width, channels\)"),
+])
+def test_what_the_generator_cannot_take_is_refused_in_one_line_naming_the_fix(generator, images, make, said):
+    with pytest.raises(ValueError, match=said) as error:
+        translate(generator, make(images))
+    assert "\n" not in str(error.value) and str(error.value).startswith("translate: ")
+
+
+def test_images_in_range_of_any_float_type_are_taken(generator, images):
+    np.testing.assert_array_equal(translate(generator, np.asarray(images, np.float64), dropout=False).numpy(),
+                                  translate(generator, images, dropout=False).numpy())
+    translate(generator, tf.clip_by_value(images * 10, -1.0, 1.0))  # the ends themselves are in range

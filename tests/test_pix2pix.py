@@ -78,6 +78,18 @@ def test_a_discriminator_that_does_not_see_the_pair_is_refused():
         Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1, in_channels=3))
 
 
+def test_a_discriminator_for_another_image_size_is_refused():
+    with pytest.raises(ValueError, match=r"the discriminator takes 64x64 pairs but the generator's are 32x32: build it "
+                                         r"with Discriminator\(32, \.\.\.\)"):
+        Pix2Pix(Generator(32, 8), Discriminator(64, 8, 1))
+
+
+@pytest.mark.parametrize("l1_weight", [-1.0, math.inf, math.nan])
+def test_a_negative_or_infinite_l1_weight_is_refused(l1_weight):
+    with pytest.raises(ValueError, match=rf"l1_weight must be a finite number, 0 or more, not {l1_weight}"):
+        Pix2Pix(Generator(32, 8), Discriminator(32, 8, 1), l1_weight=l1_weight)
+
+
 def test_the_optimizers_are_keras_adam_with_the_papers_settings():
     model = _model()
     for optimizer in (model.gen_optimizer, model.disc_optimizer):

@@ -5,8 +5,10 @@ command line in child processes.
 """
 
 import errno
+import gc
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,7 +68,7 @@ def test_a_folder_that_is_not_a_run_is_never_trained_into(facades_root, tmp_path
 @pytest.mark.parametrize("settings, message", [
     ({"seed": -1}, r"seed must be from 0 to 2\*\*31 - 1, not -1"),
     ({"seed": 2**40}, r"seed must be from 0 to 2\*\*31 - 1"),
-    ({"l1_weight": "abc"}, "l1_weight must be a number, not 'abc'"),
+    ({"l1_weight": "abc"}, "l1_weight must be a finite number, not 'abc'"),
     ({"skips": 1}, "skips must be true or false, not 1"),
     ({"ngf": True}, "ngf must be a whole number, not True"),
     ({"image_size": 100}, "image_size must be a power of two"),
@@ -169,3 +171,82 @@ def test_training_into_an_unwritable_folder_is_one_line(facades_root, tmp_path, 
                      "--steps", "2"]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"error: {locked / 'run'}: read-only file system: give a path on " \
                                                        "a writable disk"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(facades_root, tmp_path_factory):
+    """A tiny run trained 2 steps, checkpointed at step 2: copied by the tests that change it."""
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    training.train(facades_root, run, "tiny", steps=2, log_every=2, checkpoint_every=2, progress=False)
+    return run
+
+
+@pytest.mark.slow  # trains tiny runs for several seconds: the full tier
+@pytest.mark.parametrize("setting, value", [("upsample", "resize"), ("norm", "instance"), ("ngf", 16), ("skips", False)])
+def test_checkpoints_of_another_architecture_are_refused_in_one_line_by_every_load(tiny_run, facades_root, tmp_path, capfd,
+                                                                                   setting, value):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    config = run / "config.json"  # edited by hand, or the checkpoints copied from another run
+    config.write_text(json.dumps({**json.loads(config.read_text()), setting: value}))
+    before = _listing(run)
+    message = (rf"{run / 'checkpoints' / 'ckpt-2'}: this checkpoint holds other networks than the run's config.json "
+               r"describes \(.+\)\. Put back the config.json it was trained with, or train into a new run folder\.$")
+    with pytest.raises(ValueError, match=message):
+        runs.load_generator(run)  # `translate --run`, `export`, the book runs
+    with pytest.raises(ValueError, match=message):
+        training.train(facades_root, run, "tiny", steps=4, log_every=2, progress=False, **{setting: value})
+    assert main(["export", str(run), str(tmp_path / "out")]) == 2
+    gc.collect()  # TensorFlow warns of a checkpoint's unused values when its restore is freed
+    err = capfd.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "WARNING" not in err, err[-3000:]
+    assert not (tmp_path / "out").exists()
+    assert {k: v for k, v in _listing(run).items() if k != "lock"} == {k: v for k, v in before.items() if k != "lock"}
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_before_anything_is_written(facades_root, tmp_path, capsys):
+    few = tmp_path / "few"
+    few.mkdir()
+    for name in ("1.jpg", "2.jpg", "3.jpg"):
+        shutil.copy(facades_root / "train" / name, few / name)
+    with pytest.raises(ValueError, match=rf"^batch_size 4 is more than the 3 training pairs in {few}: give --set "
+                                         r"batch_size=3 or less, or more pairs$"):
+        training.train(few, tmp_path / "run", "tiny", steps=2, batch_size=4, progress=False)
+    assert main(["train", "--data", str(few), "--preset", "tiny", "--out", str(tmp_path / "run"), "--set",
+                 "batch_size=4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: batch_size 4 is more than the 3 training pairs") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("epochs=Infinity", "epochs must be a finite number, not inf"),
+    ("epochs=1e308", "epochs must be more than 0 and at most 10**6, not 1e+308"),
+    ("l1_weight=Infinity", "l1_weight must be a finite number, not inf"),
+    ("l1_weight=1e300", "l1_weight must be from 0 to 10**6, not 1e+300"),
+    ("ngf=100000", "ngf must be from 1 to 128, not 100000"),
+    ("ndf=100000", "ndf must be from 1 to 128, not 100000"),
+    ("image_size=1048576", "image_size must be from 8 to 2048, not 1048576"),
+    ("batch_size=1000000", "batch_size must be from 1 to 1024, not 1000000"),
+    ("steps=4294967296", "steps must be a whole number of steps, from 1 to 2**31 - 1, not 4294967296"),
+    ("n_layers=1000000000000", "n_layers must be from 0 to 9, not 1000000000000"),
+])
+def test_every_numeric_setting_is_finite_and_in_a_range_that_fits_memory(facades_root, tmp_path, capsys, assignment,
+                                                                         message):
+    code = main(["train", "--data", str(facades_root), "--preset", "tiny", "--out", str(tmp_path / "run"),
+                 "--set", assignment])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"error: {message}\n", err[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_compact_run_such_as_a_shipped_book_run_is_never_trained_into(facades_root, tmp_path):
+    import shutil
+
+    from p2p.lab import bookruns
+
+    copy = tmp_path / "l1"
+    shutil.copytree(bookruns.folder("l1"), copy)
+    before = sorted(p.name for p in copy.iterdir())
+    with pytest.raises(ValueError, match="a compact run .* cannot be trained further; give a new run folder"):
+        training.train(facades_root, copy, "tiny", steps=2, progress=False)
+    assert sorted(p.name for p in copy.iterdir()) == before

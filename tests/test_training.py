@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -14,6 +15,7 @@ from p2p.lab import bookruns
 from p2p.runtime import guards, stopping
 
 
+@pytest.mark.slow  # trains tiny runs for several seconds: the full tier
 def test_steps_are_exact_a_resume_is_announced_and_a_finished_run_extends_with_more(facades_root, tmp_path, capsys):
     run = tmp_path / "odd"
     odd = training.train(facades_root, run, "tiny", steps=5, log_every=2, checkpoint_every=2, progress=False)
@@ -45,7 +47,7 @@ def test_compact_weights_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"steps": 0}, "steps must be a whole number of steps, at least 1, not 0"),
+    ({"steps": 0}, r"steps must be a whole number of steps, from 1 to 2\*\*31 - 1, not 0"),
     ({"steps": -5}, "steps must be"),
     ({"log_every": 0}, "log_every must be"),
     ({"checkpoint_every": 0}, "checkpoint_every must be"),
@@ -118,6 +120,7 @@ def test_the_paper_preset_decays_the_learning_rate_over_the_second_half_of_the_r
     assert get_preset("paper").lr_decay == 0.5 and get_preset("cpu").lr_decay == 0.0
 
 
+@pytest.mark.slow  # trains tiny runs for several seconds: the full tier
 def test_settings_are_compared_by_value_and_logging_never_blocks_a_resume_or_an_extension(facades_root, tmp_path):
     run = tmp_path / "run"
     training.train(facades_root, run, "tiny", steps=2, progress=False)  # no log_every: one row at step 2
@@ -135,6 +138,7 @@ def test_settings_are_compared_by_value_and_logging_never_blocks_a_resume_or_an_
 @pytest.mark.parametrize("content, message", [
     ('{"image_size": 32, "colour": "red"}', r"unknown setting\(s\) colour; written by a newer p2p"),
     ("[1, 2]", "not a JSON object"),
+    (json.dumps({**get_preset("tiny").to_dict(), "data": [1, 2]}), r"data must name the files the run trained on, not \[1, 2\]"),
     ('{"image_size": 32,', "Expecting"),
 ])
 def test_a_config_json_that_cannot_be_read_is_named(facades_root, tmp_path, content, message):
@@ -156,3 +160,44 @@ def test_a_run_folder_of_the_earlier_config_layout_resumes(facades_root, tmp_pat
     config_path.write_text(json.dumps(old))
     model = training.train(facades_root, tmp_path / "run", "tiny", steps=4, log_every=2, progress=False)
     assert int(model.gen_optimizer.iterations.numpy()) == 4
+
+
+@pytest.mark.slow  # trains tiny runs for several seconds: the full tier
+def test_ctrl_c_between_logged_steps_logs_the_steps_since_the_last_row_with_its_checkpoint(facades_root, tmp_path,
+                                                                                          monkeypatch, capsys):
+    run = tmp_path / "run"
+    training.train(facades_root, run, "tiny", steps=3, log_every=3, progress=False)
+    real = runs.StopAtStep.on_train_batch_end
+
+    def ctrl_c_at_step_8(self, batch, logs=None):  # resumed at 3: rows at 6, then 9, but Ctrl-C at 8
+        real(self, batch, logs)
+        if self.step == 8:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.StopAtStep, "on_train_batch_end", ctrl_c_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(facades_root, run, "tiny", steps=20, log_every=3, progress=False)
+    assert "interrupted at step 8 of 20; saved a checkpoint there" in capsys.readouterr().err
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-8")
+    metrics = runs.read_metrics(run / "metrics.csv")
+    assert metrics["step"].tolist() == [3, 6, 8]  # steps 7 and 8 are logged, not skipped
+    assert all(np.isfinite(metrics[name]).all() for name in metrics)
+    monkeypatch.undo()
+    training.train(facades_root, run, "tiny", steps=10, log_every=3, progress=False)
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [3, 6, 8, 10]
+
+
+@pytest.mark.slow  # trains tiny runs for several seconds: the full tier
+def test_a_run_folder_that_never_trained_a_step_starts_over_with_other_settings(facades_root, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    left = {**get_preset("tiny", batch_size=500, steps=2, precision="float32").to_dict(),
+            "data": {"path": str(facades_root), "fingerprint": "of a run refused before its first step"}}
+    (run / "config.json").write_text(json.dumps(left))  # as a run that stopped before its first checkpoint left it
+    (run / "metrics.csv").write_text("step,gen_total,gen_gan,gen_l1,disc\r\n1,1.0,1.0,1.0,1.0\r\n")
+    model = training.train(facades_root, run, "tiny", steps=2, log_every=2, progress=False)
+    assert int(model.gen_optimizer.iterations.numpy()) == 2
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 1
+    assert runs.read_metrics(run / "metrics.csv")["step"].tolist() == [2]
+    with pytest.raises(ValueError, match=r"other settings \(batch_size differ\)"):  # once it has a checkpoint, it is kept
+        training.train(facades_root, run, "tiny", steps=4, log_every=2, batch_size=2, progress=False)

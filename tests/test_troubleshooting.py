@@ -1,6 +1,7 @@
 """The troubleshooting chapters' options and measures: resize-convolution, InstanceNorm, L2, and what the experiments measure."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -170,5 +171,35 @@ def test_the_runner_records_each_run_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train", lambda *args, **kwargs: trained.append(args))
     troubleshooting.run_troubleshooting(tmp_path, "tiny", steps=2, seeds=(0,), progress=False)
     assert trained == []  # every run was already in results.json
-    with pytest.raises(ValueError, match="results.json: made with other settings"):
+    with pytest.raises(ValueError, match=r"results.json: made with other settings \(steps 2 there, 3 now\)"):
         troubleshooting.run_troubleshooting(tmp_path, "tiny", steps=3, seeds=(0,), progress=False)
+
+
+class _Trained(Exception):
+    """Raised where the runner would start its work: the results folder was accepted."""
+
+
+@pytest.mark.parametrize("content, why", [
+    ('{"accuracy": 0.9}', 'no "config" and "runs"'),
+    ("my notes", "unreadable as JSON"),
+    (json.dumps({"kind": "ablate", "config": {"preset": "tiny"}, "runs": {}}), "the results of `python -m p2p ablate`"),
+], ids=["a user's JSON", "not JSON", "ablate's"])
+def test_a_results_json_not_of_troubleshoot_is_refused_naming_it(tmp_path, monkeypatch, content, why):
+    monkeypatch.setattr(facades, "make_facades", lambda *args, **kwargs: (_ for _ in ()).throw(_Trained))
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'results.json'}: ") + ".*" + re.escape(why) + ".*" +
+                       re.escape("`python -m p2p troubleshoot`: give another --out, or move it away")) as raised:
+        troubleshooting.run_troubleshooting(tmp_path, "tiny", steps=2, seeds=(0,), progress=False)
+    assert "\n" not in str(raised.value) and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    assert (tmp_path / "results.json").read_text() == content
+
+
+def test_changed_settings_of_troubleshoot_are_named_with_both_values(tmp_path, monkeypatch):
+    monkeypatch.setattr(facades, "make_facades", lambda *args, **kwargs: (_ for _ in ()).throw(_Trained))
+    settings = {"preset": "tiny", "image_size": 32, "steps": 2, "seeds": [0]}
+    (tmp_path / "results.json").write_text(json.dumps({"kind": "troubleshoot", "config": settings, "runs": {}}))
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'results.json'}: made with other settings (steps 2 there, 3 "
+                                                   "now; seeds [0] there, [0, 1] now): use another --out, or delete it")):
+        troubleshooting.run_troubleshooting(tmp_path, "tiny", steps=3, seeds=(0, 1), progress=False)
+    with pytest.raises(_Trained):
+        troubleshooting.run_troubleshooting(tmp_path, "tiny", steps=2, seeds=(0,), progress=False)

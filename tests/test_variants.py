@@ -109,6 +109,7 @@ def test_build_model_makes_pix2pix_for_the_paper_and_variants_for_their_settings
         configure("tiny", gan_weight=-1.0)
 
 
+@pytest.mark.slow  # trains tiny runs for several seconds: the full tier
 def test_a_variant_run_folder_keeps_its_settings_apart_and_refuses_a_paper_resume(facades_root, tmp_path):
     from p2p import config as configs
     from p2p import training

@@ -10,7 +10,6 @@ run resumes from its checkpoint). Explained in the chapter "Reproducing the pape
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 from p2p import data, runs
 from p2p.config import Config, get_preset
 from p2p.lab import evaluate, facades
-from p2p.lab.experiments import Experiment, Job
+from p2p.lab.experiments import Experiment, Job, differences, read_results
 from p2p.lab.variants import configure
 from p2p.models import Discriminator, receptive_field
 from p2p.runtime import files
@@ -139,11 +138,6 @@ def run_ablations(out, preset: Config | str = "cpu", *, steps: int | None = None
     return results
 
 
-def _settings(config: dict) -> dict:
-    """An ablation's settings, which every run in its results shares: its config without the seeds."""
-    return {key: value for key, value in config.items() if key != "seeds"}
-
-
 def _summarize_runs(results: dict, preset: Config) -> None:
     """Fill in the seeds, the per-variant summaries and the tables of `results` from its runs."""
     results["config"]["seeds"] = sorted({r["seed"] for r in results["runs"].values()})
@@ -160,12 +154,12 @@ def merge_results(out, *others) -> dict:
     segmenters cannot be compared. Each merged folder's provenance is kept under "merged".
     """
     out = Path(out)
-    results = json.loads((out / "results.json").read_text())
+    results = read_results(out / "results.json", "ablate")
     for other in map(Path, others):
-        theirs = json.loads((other / "results.json").read_text())
-        if _settings(theirs["config"]) != _settings(results["config"]):
-            raise ValueError(f"{other}: made with other settings {theirs['config']} than {out} ({results['config']})")
-        if theirs["ground truth"] != results["ground truth"]:
+        theirs = read_results(other / "results.json", "ablate")
+        if changed := differences(theirs["config"], results["config"], ignore=("seeds",), labels=("there", f"in {out}")):
+            raise ValueError(f"{other}: made with other settings ({changed}): merge only ablations of the same settings")
+        if theirs.get("ground truth") != results.get("ground truth"):
             raise ValueError(f"{other}: scored by another segmenter than {out} (its scores on the real photos differ); "
                              f"copy {out / 'segmenter.weights.h5'} into it and score again")
         clashes = sorted(key for key in theirs["runs"] if key in results["runs"] and theirs["runs"][key] != results["runs"][key])

@@ -1,12 +1,14 @@
 """Book runs: the models behind the chapters' headline figures, trained once and shipped by name.
 
-    python -m p2p bookruns [NAME ...]            # train (or resume) them, then export them to p2p/lab/trained/
+    python -m p2p bookruns [NAME ...]            # train (or resume) them, then export them to book/runs/trained/
+    python -m p2p bookruns --replace-shipped     # ... and export them to p2p/lab/trained/, replacing the shipped ones
 
 Each book run is a `p2p.training.train` run (through `p2p.lab.experiments`) on the procedural facades with the `book` preset,
 trained in a resumable work folder. On the way it stops at a few step counts (`MILESTONES`) to
 measure its outputs on the whole test split (one image at a time, the paper's test protocol) and
 to save the same test examples, so the chapters can show what shorter runs give. When it
-finishes, the run is exported to a compact folder that the repository ships:
+finishes, the run is exported to a compact folder, like those the repository ships (the shipped
+ones, which the chapters load, are written only when asked: `replace_shipped`, --replace-shipped):
 
     config.json       the run's configuration (as `train` wrote it)
     generator.npz     the generator's weights in float16 (and discriminator.npz where a chapter needs D)
@@ -24,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import keras
@@ -139,8 +143,55 @@ def samples(name: str, root=None) -> dict[str, np.ndarray]:
         return {key: saved[key] for key in saved.files}
 
 
+def export_folder(name: str, work="book/runs", out=None, *, replace_shipped: bool = False) -> Path:
+    """Where book run `name` is exported: out/<name>, by default work/trained/<name>; checked before anything is written.
+
+    The shipped runs (`SHIPPED`), which the chapters load, are read-only: only `replace_shipped`
+    exports into them, and no work folder lies in them. A folder already at out/<name> is replaced
+    only if it is a book run's export. Each refusal is a ValueError naming the path and the fix.
+    """
+    get(name)
+    check_not_shipped(work, "--work")
+    if replace_shipped and out is not None and Path(out).resolve() != SHIPPED.resolve():
+        raise ValueError(f"--replace-shipped exports into {SHIPPED}: give it without --out (or --out without it)")
+    root = SHIPPED if replace_shipped else Path(work) / "trained" if out is None else Path(out)
+    target = root / name
+    if _inside(target, SHIPPED) and not replace_shipped:
+        raise ValueError(f"{root}: holds the shipped book runs, which the chapters load; give another --out, or "
+                         "--replace-shipped to replace them")
+    if os.path.lexists(target) and not _exported(target):
+        raise ValueError(f"{target}: exists, and is not a book run's export (no provenance.json of `python -m p2p "
+                         "bookruns` in it); give another --out, or move it away")
+    return target
+
+
+def check_not_shipped(path, option: str) -> None:
+    """Refuse a path in the shipped book runs, read-only to every command: a ValueError naming `option` (translate, export)."""
+    if _inside(path, SHIPPED):
+        raise ValueError(f"{path}: lies in the shipped book runs ({SHIPPED}), which the chapters load; give another {option}")
+
+
+def _inside(path, root: Path) -> bool:
+    """Whether `path` is `root` or lies in it, through links."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    return path == root or root in path.parents
+
+
+def _exported(folder: Path) -> bool:
+    """Whether `folder` is a book run's export: its provenance.json (a regular file) names `python -m p2p bookruns`."""
+    provenance = folder / "provenance.json"
+    try:
+        if not stat.S_ISREG(os.stat(provenance).st_mode) or os.stat(provenance).st_size > 1024**2:
+            return False
+        command = json.loads(provenance.read_text()).get("command", "")
+    except (OSError, ValueError, AttributeError):  # missing, unreadable, not a JSON object
+        return False
+    return folder.is_dir() and isinstance(command, str) and command.startswith("python -m p2p bookruns")
+
+
 def train_book_run(name: str, work="book/runs", out=None, *, preset: Config | str = "book",
-                   steps: int | None = None, seed: int = 0, dataset: str = "procedural", progress: bool = True) -> Path:
+                   steps: int | None = None, seed: int = 0, dataset: str = "procedural", progress: bool = True,
+                   replace_shipped: bool = False) -> Path:
     """Train (or resume) book run `name` in work/<name>-<preset>, measuring at each milestone, then export it to out/<name>.
 
     `steps` defaults to the preset's epochs. The milestones are jobs of the experiment runner
@@ -148,8 +199,10 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: Config | st
     from the last checkpoint and keeps the milestones already measured; called again with more
     steps, it extends a finished run. Returns the exported folder. A chapter's `retrain = True`
     calls this. `dataset` is any `p2p.lab.datasets.dataset` name: the procedural facades, a
-    released dataset or a folder, measured on its test split (or val) with its usual direction.
+    released dataset or a folder, measured on its test split (or val) with its usual direction. `out`
+    defaults to work/trained; the shipped runs are replaced only with `replace_shipped` (`export_folder`).
     """
+    target = export_folder(name, work, out, replace_shipped=replace_shipped)  # refused before anything is written
     run = get(name)
     preset = get_preset(preset) if isinstance(preset, str) else preset
     procedural = dataset == "procedural"
@@ -191,7 +244,7 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: Config | st
     experiment.run(jobs, measure, desc=name, progress=progress, log_every=math.gcd(50, *milestone_steps(config.steps)))
     model = training.train(data_dir, work_dir / "runs" / "run", config, progress=False, build=variants.build_model)
     data_name = "procedural facades" if procedural else Path(dataset).name  # never a path of the training machine
-    return export(run, model, work_dir, results, Path(out or SHIPPED) / run.name, data_name)
+    return export(run, model, work_dir, results, target, data_name)
 
 
 def export(run: BookRun, model, work_dir: Path, results: dict, out: Path, data_name: str = "procedural facades") -> Path:

@@ -4,8 +4,8 @@
     python -m p2p download NAME [--sha256 HEX] [--cache DIR]   # a dataset released with the paper
     python -m p2p ablate --out DIR [--preset cpu] [--steps N] [--seeds 0 1]
     python -m p2p troubleshoot --out DIR [--preset cpu] [--steps N] [--seeds 0 1 2]
-    python -m p2p bookruns [NAME ...]          # the book's shipped models (p2p.lab.bookruns)
-    python -m p2p export RUN OUT               # a generator for the Play page's in-browser editor
+    python -m p2p bookruns [NAME ...] [--replace-shipped]   # the book's models (p2p.lab.bookruns)
+    python -m p2p export RUN OUT [--overwrite] # a generator for the Play page's in-browser editor
     python -m p2p bench [--configs paper cpu] [--json FILE]   # p2p's train step against the TF tutorial's
 
 `train` and `translate` are the core's (`p2p.__main__`), which registers these beside them.
@@ -29,11 +29,13 @@ def register(commands) -> None:
 
     download = commands.add_parser("download", help="download and unpack a dataset released with the paper")
     download.add_argument("name", help="facades, cityscapes, maps, edges2shoes, edges2handbags or night2day")
-    download.add_argument("--sha256", help="the archive's expected sha256; a mismatch is refused and the file removed")
+    download.add_argument("--sha256", help="the archive's expected sha256: 64 hex digits, alone or after sha256:; a mismatch "
+                                           "is refused (and a download removed, never an archive you copied)")
     download.add_argument("--cache", type=path, help="where to unpack it (default $P2P_CACHE or ~/.cache/p2p)")
     download.add_argument("--timeout", type=positive, default=60.0,
-                          help="seconds (default 60) in which the server must answer, then send at least 64 KiB (or the rest) "
-                               "each time; a slower server is given up and nothing of the download kept")
+                          help="seconds (default 60, at most 1,000,000) in which the server must answer whole (status line "
+                               "and headers), then send at least 64 KiB (or the rest) each time; a slower server is given up "
+                               "and nothing of the download kept")
 
     for name, description, seeds in (("ablate", "re-run the paper's three ablation tables", [0, 1]),
                                      ("troubleshoot", "train the troubleshooting chapters' short runs", [0, 1, 2])):
@@ -49,7 +51,9 @@ def register(commands) -> None:
     bookruns = commands.add_parser("bookruns", help="train and export the book runs (p2p.lab.bookruns)")
     bookruns.add_argument("names", nargs="*", help="book runs to train (default: all)")
     bookruns.add_argument("--work", type=path, default="book/runs", help="where the resumable training runs go")
-    bookruns.add_argument("--out", type=path, default=None, help="where the compact runs are exported (default p2p/lab/trained)")
+    bookruns.add_argument("--out", type=path, default=None, help="where the compact runs are exported (default WORK/trained)")
+    bookruns.add_argument("--replace-shipped", action="store_true",
+                          help="export into p2p/lab/trained, replacing the shipped runs that the chapters load")
     bookruns.add_argument("--preset", default="book", choices=list(PRESETS),
                           help="another preset, for a quick look (tiny, cpu) or a GPU (paper)")
     bookruns.add_argument("--steps", type=whole(1), help="train steps (default: the preset's epochs)")
@@ -58,7 +62,8 @@ def register(commands) -> None:
 
     export = commands.add_parser("export", help="write a generator for the Play page's in-browser editor (p2p.lab.export)")
     export.add_argument("run", help="a run folder, or a book run's name (l1-cgan, ...)")
-    export.add_argument("out", type=path, help="folder for generator.json and generator.bin")
+    export.add_argument("out", type=path, help="folder for generator.json and generator.bin (an earlier export is replaced)")
+    export.add_argument("--overwrite", action="store_true", help="replace a generator.json or .bin that export did not write")
 
     bench = commands.add_parser("bench", add_help=False,
                                 help="p2p's train step against the TensorFlow tutorial's (python -m p2p bench --help)")
@@ -73,7 +78,13 @@ def facades(args) -> int:
     """`python -m p2p facades`: the procedural facades, without TensorFlow (it takes seconds to import)."""
     from p2p.lab.facades import make_facades
 
-    print(make_facades(args.out, seed=args.seed, size=args.size))
+    try:
+        folder = make_facades(args.out, seed=args.seed, size=args.size)
+    except KeyboardInterrupt:  # each image is written whole, and the folder records that it is not complete
+        print(f"interrupted: {args.out} is not complete (each image in it is whole); run the same command again to finish it",
+              file=sys.stderr)
+        return 130
+    print(folder)
     return 0
 
 
@@ -97,7 +108,7 @@ def download(args) -> int:
 
     try:
         print(datasets.download(args.name, args.cache, sha256=args.sha256, timeout=args.timeout))
-    except KeyboardInterrupt:  # the half-downloaded archive is already removed
+    except KeyboardInterrupt:  # the half-downloaded archive and a half-unpacked folder are already removed
         print(f"interrupted: {args.name} is not ready (nothing half-downloaded is kept); run the same command again",
               file=sys.stderr)
         return 130
@@ -130,12 +141,15 @@ def troubleshoot(args) -> int:
 
 def bookruns(args) -> int:
     """`python -m p2p bookruns`: train (or resume) the book runs, then export them."""
-    _measured_thread_pools(args.preset)
     from p2p.lab import bookruns
 
-    for name in args.names or list(bookruns.BOOK_RUNS):
+    names = args.names or list(bookruns.BOOK_RUNS)
+    for name in names:  # every name and folder checked before anything runs
+        bookruns.export_folder(name, args.work, args.out, replace_shipped=args.replace_shipped)
+    _measured_thread_pools(args.preset)
+    for name in names:
         path = bookruns.train_book_run(name, args.work, args.out, preset=args.preset, steps=args.steps, seed=args.seed,
-                                       dataset=args.dataset)
+                                       dataset=args.dataset, replace_shipped=args.replace_shipped)
         print(bookruns.describe(name, path.parent), flush=True)
     return 0
 
@@ -144,7 +158,7 @@ def export(args) -> int:
     """`python -m p2p export`: a generator for the in-browser editor."""
     from p2p.lab.export import export_run
 
-    print(export_run(args.run, args.out))
+    print(export_run(args.run, args.out, overwrite=args.overwrite))
     return 0
 
 

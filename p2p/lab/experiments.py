@@ -39,14 +39,17 @@ class Experiment:
     """A results folder: `results` is its results.json, saved by `save`; `run` trains and measures the jobs not yet in it."""
 
     def __init__(self, out, settings: dict, *, command: str, growing: tuple[str, ...] = ()):
-        """Open (or start) the experiment in `out`; refuse one made with other `settings` (but the `growing` ones: seeds)."""
+        """Open (or start) the experiment in `out`; refuse a results.json that is not one of this command's (`read_results`),
+        or was made with other `settings` (but the `growing` ones: seeds), before anything is written."""
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / "results.json"
-        self.results = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.kind = command.removeprefix("python -m p2p ").split()[0]  # ablate, troubleshoot, bookruns
+        self.results = read_results(self.path, self.kind) if self.path.exists() else {}
         saved = self.results.get("config", settings)
-        if {k: v for k, v in saved.items() if k not in growing} != {k: v for k, v in settings.items() if k not in growing}:
-            raise ValueError(f"{self.path}: made with other settings {saved}; use another --out, or delete it")
+        if changed := differences(saved, settings, ignore=growing):
+            raise ValueError(f"{self.path}: made with other settings ({changed}): use another --out, or delete it")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.results["kind"] = self.kind
         self.results["config"] = {**settings, **{k: saved.get(k, settings.get(k)) for k in growing}}
         self.results["provenance"] = records.provenance(command=command)
         for key in ("wall_seconds", "cpu_seconds"):
@@ -77,3 +80,31 @@ class Experiment:
                                              "train_cpu_seconds": time.process_time() - started[1]}
             self.save()
         return self.results
+
+
+def read_results(path, kind: str) -> dict:
+    """The results.json at `path` of an experiment of `kind` (ablate, troubleshoot, bookruns); ValueError naming it if not.
+
+    It must be a JSON object with "config" and "runs", and made by that command ("kind"; files
+    written before "kind" was recorded are taken by their settings, which `Experiment` compares).
+    """
+    path, fix = Path(path), f"`python -m p2p {kind}`: give another --out, or move it away"
+    try:
+        results = json.loads(path.read_text())
+    except ValueError as err:  # not JSON, or not text
+        raise ValueError(f"{path}: unreadable as JSON ({err}), so not the results of {fix}") from None
+    if not (isinstance(results, dict) and isinstance(results.get("config"), dict) and isinstance(results.get("runs"), dict)):
+        raise ValueError(f'{path}: no "config" and "runs", so not the results of {fix}')
+    if results.get("kind", kind) != kind:
+        raise ValueError(f"{path}: the results of `python -m p2p {results['kind']}`, not of {fix}")
+    return results
+
+
+def differences(saved: dict, settings: dict, *, ignore=(), labels=("there", "now")) -> str:
+    """The settings that differ between `saved` and `settings`, for a message: "steps 3 there, 4 now; ..." ("" if none)."""
+    def shown(values, key):
+        return json.dumps(values[key], default=str) if key in values else "unset"
+
+    unset = object()
+    keys = [key for key in {**saved, **settings} if key not in ignore and saved.get(key, unset) != settings.get(key, unset)]
+    return "; ".join(f"{key} {shown(saved, key)} {labels[0]}, {shown(settings, key)} {labels[1]}" for key in keys)

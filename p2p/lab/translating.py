@@ -1,7 +1,10 @@
 """Translating image files at their own size, for `python -m p2p translate`: inputs, outputs and sizes checked first.
 
 Every output is named and checked before the first is written: an input image is never replaced, an
-existing file only with --overwrite, and an --out that cannot be written is refused. The generator is
+existing file only with --overwrite and only if translate wrote it (its PNG text chunk `MARK`), and an
+--out that cannot be written is refused. --out is held while the outputs are written (`writing_into`):
+a second translate into it waits, then checks its outputs again. Each image is read whole; with
+--pairs, as training reads a pair (`p2p.data.list_pairs`), its input side only. The generator is
 fully convolutional, so `rebuilt` puts its weights on any size whose sides are multiples of
 `size_multiple`: each image is padded up to one (its edges reflected), translated by
 `p2p.inference.translate` (one image, dropout on, its own BatchNorm statistics) and cropped back.
@@ -10,9 +13,11 @@ Explained in the chapters "The training loop" (test time) and "Troubleshooting y
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,7 @@ import keras
 import numpy as np
 from keras import layers
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from p2p import data, inference, runs
 from p2p.runtime.files import write_atomically
@@ -30,6 +36,9 @@ from p2p.runtime.files import write_atomically
 #: (ngf 64) takes up to 1.1 kB a pixel, so a 5000x5000 photo (28 GiB) is refused, naming --size; the book
 #: runs' (ngf 16) take 0.3 kB a pixel, and translate it whole.
 MEMORY_LIMIT = 8 * 1024**3
+
+#: The text chunk translate writes into each of its PNGs: an existing file is replaced (--overwrite) only if it holds it.
+MARK = ("p2p", "written by python -m p2p translate")
 
 
 def size_multiple(generator) -> int:
@@ -63,25 +72,44 @@ def rebuilt(generator, height: int | None = None, width: int | None = None, *, d
     return model
 
 
-def input_files(images) -> list[Path]:
-    """The image files named on the command line, a folder's image files (sorted) in its place (chapter "The training loop").
+def input_files(images, *, pairs: bool = False) -> list[tuple[Path, ...]]:
+    """The inputs named on the command line (a folder: its images, sorted), each as its files (chapter "The training loop").
 
-    A missing path, or a folder without images, is refused with a DataError naming it.
+    Without `pairs` each is (image,), translated whole. With `pairs` each is a pair as training reads
+    it (`p2p.data.list_pairs`): (A|B file,) or, from folders A/ and B/, (A file, B file); an A|B file
+    of odd width is refused as training refuses it. A missing path, a folder without images, a file
+    training would not read (another format, a macOS ._ file) are refused with a DataError naming them.
     """
-    files = []
+    inputs = []
     for path in map(Path, images):
-        if path.is_dir():
-            files += data.image_files(path)  # the listing training uses: checked, others skipped with a note
-        elif path.exists():
-            files.append(path)
-        else:
+        if path.is_dir() and pairs:
+            inputs += data.list_pairs(path)  # the listing and checks training uses
+        elif path.is_dir():
+            if (path / "A").is_dir() and (path / "B").is_dir():
+                raise data.DataError(f"{path}: holds folders A/ and B/ of pairs; give --pairs to translate each pair's "
+                                     "input side, or one of the folders to translate its images whole")
+            inputs += [(file,) for file in data.image_files(path)]  # others skipped with a note, as in training
+        elif not path.exists():
             raise data.DataError(f"{path}: no such file; give an image file (or a folder of them) that exists")
-    return files
+        elif path.name.startswith("._"):
+            raise data.DataError(f"{path}: a macOS record of another file's attributes, not an image; give the image "
+                                 f"itself ({path.with_name(path.name[2:])})")
+        elif path.suffix.lower() not in data.IMAGE_SUFFIXES:
+            raise data.DataError(f"{path}: a {path.suffix or 'suffix-less'} file; translate reads what training reads, "
+                                 f"{', '.join(data.IMAGE_SUFFIXES)} files: convert it to PNG")
+        else:
+            if pairs:
+                data.check_pair_file(path)
+            inputs.append((path,))
+    return inputs
 
 
 def check_out_dir(out_dir) -> None:
-    """Refuse an --out that is a file or cannot be written: a ValueError naming it and the fix (chapter "The training loop")."""
+    """Refuse an --out that is a file, cannot be written or lies in the shipped book runs: a ValueError naming it and the fix."""
+    from p2p.lab import bookruns
+
     out_dir = Path(out_dir)
+    bookruns.check_not_shipped(out_dir, "--out")
     existing = out_dir
     while not existing.exists() and existing != existing.parent:  # the folder itself, or where it would be created
         existing = existing.parent
@@ -98,30 +126,81 @@ def check_out_dir(out_dir) -> None:
 def output_paths(inputs, out_dir, *, overwrite: bool = False) -> list[Path]:
     """OUT/<name>.png for each input, checked before anything is written (chapter "The training loop").
 
-    Inputs of the same name from different folders get numbered outputs (1.png, 1-2.png). An output
-    that would replace an input image is refused even with `overwrite`; an existing file is refused
-    unless `overwrite`. Each refusal is a ValueError naming the file and the fix.
+    `inputs` are image files or `input_files`' tuples (named by their first file). Inputs of the same
+    name from different folders get numbered outputs (1.png, 1-2.png). An output that would replace
+    an input image, or a file translate did not write (`written_by_translate`), is refused even with
+    `overwrite`; an earlier output of translate is refused unless `overwrite`. Each refusal is a
+    ValueError naming the file and the fix.
     """
     out_dir = Path(out_dir)
+    inputs = [_files(item) for item in inputs]
     outputs = []
-    for image_path in map(Path, inputs):
-        path = out_dir / f"{image_path.stem}.png"
+    for files in inputs:
+        stem = files[0].stem
+        path = out_dir / f"{stem}.png"
         for n in range(2, len(outputs) + 2):  # two inputs of the same name (a/1.jpg, b/1.jpg): 1.png, 1-2.png
             if path not in outputs:
                 break
-            path = out_dir / f"{image_path.stem}-{n}.png"
+            path = out_dir / f"{stem}-{n}.png"
         outputs.append(path)
-    identities = {_identity(path) for path in map(Path, inputs)}
+    identities = {_identity(file) for files in inputs for file in files}
     existing = [path for path in outputs if path.exists()]
     for path in existing:
         if _identity(path) in identities:
             raise ValueError(f"{path}: is an input image, which translate never replaces; give another --out")
         if path.is_dir():
             raise ValueError(f"{path}: is a folder, where translate would write an image; give another --out")
+        if not written_by_translate(path):
+            raise ValueError(f"{path}: exists, and translate did not write it (it replaces only its own outputs, with "
+                             "--overwrite); give another --out, or move the file away")
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more of the outputs)" if len(existing) > 1 else ""
         raise ValueError(f"{existing[0]}: exists{more}; give another --out, or --overwrite to replace earlier outputs")
     return outputs
+
+
+def written_by_translate(path) -> bool:
+    """Whether `path` is a PNG translate wrote: a regular file holding its text chunk `MARK` (a FIFO is never opened)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with Image.open(path, formats=["PNG"]) as image:  # reads the chunks before the pixels, where MARK is
+            return image.info.get(MARK[0]) == MARK[1]
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # unreadable or not a PNG: not translate's
+        return False
+
+
+@contextlib.contextmanager
+def writing_into(out_dir):
+    """Hold the folder --out (created if missing) in the block: a second translate into it waits, said on stderr.
+
+    The lock is the operating system's (flock) on the folder itself, released when the process ends,
+    even killed; where there is none (Windows, some network filesystems), nothing is held.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+        folder = os.open(out_dir, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{out_dir}: another translate is writing into it; waiting for it to finish", file=sys.stderr, flush=True)
+            fcntl.flock(folder, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks
+            pass
+        yield
+    finally:
+        os.close(folder)  # and with it the lock
+
+
+def _files(item) -> tuple[Path, ...]:
+    """An input as the tuple of its files: an `input_files` tuple, or an image file."""
+    return tuple(map(Path, item)) if isinstance(item, tuple) else (Path(item),)
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -132,24 +211,39 @@ def _identity(path: Path) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Job:
-    """One image to translate: its file, output file, and the sizes it goes through."""
+    """One image to translate: its files, output file, how it is read and the sizes it goes through."""
 
-    source: Path
+    files: tuple[Path, ...]  # the image; with `pair`, a pair as training reads it: (A|B file,) or (A file, B file)
     out: Path
-    pair: bool  # an A|B file: its input half is translated
-    read: tuple[int, int]  # (height, width) of the image (of its input half for a pair)
+    pair: bool  # a pair (--pairs): its input side is translated, as `direction` says
+    direction: str  # the run's: "BtoA" takes B as the input
+    read: tuple[int, int]  # (height, width) of the image (of its input side for a pair)
     size: tuple[int, int]  # translated at this size (read, or resized by --size), and written at it
     padded: tuple[int, int]  # the size the generator sees: `size` padded up to multiples of `size_multiple`
 
-    def describe(self) -> str | None:
-        """One line saying what was done to the image on its way, or None when it went through as it was."""
+    @property
+    def source(self) -> Path:
+        """The file the input comes from: the image, the A|B file, or the input side's file of A/ and B/."""
+        return self.files[-1 if self.direction == "BtoA" else 0]
+
+    def describe(self) -> str:
+        """One line saying how the image was read (whole, or which side of a pair) and what was done to it on its way."""
+        side = self.direction[0]  # BtoA: B is the input
+        if not self.pair:
+            hint = " (an A|B pair? give --pairs to translate its input half)" if self.read[1] == 2 * self.read[0] else ""
+            reading = f"the whole image, {_hw(self.read)}{hint}"
+        elif len(self.files) == 1:
+            reading = f"an A|B pair, its input half {side} (the run's direction {self.direction}), {_hw(self.read)}"
+        else:
+            reading = (f"{side} of the pair with {self.files[0 if side == 'B' else 1]}, the input (the run's direction "
+                       f"{self.direction}), {_hw(self.read)}")
         steps = []
         if self.size != self.read:
             steps.append(f"resized from {_hw(self.read)} to {_hw(self.size)} (--size)")
         if self.padded != self.size:
             steps.append(f"padded from {_hw(self.size)} to {_hw(self.padded)} (edges reflected) for the generator, "
                          f"then cropped back to {_hw(self.size)}")
-        return f"{self.source}: {', '.join(steps)}" if steps else None
+        return f"{self.source}: {reading}" + (f"; {', '.join(steps)}" if steps else "")
 
 
 def _hw(size: tuple[int, int]) -> str:
@@ -175,16 +269,21 @@ def resized_size(size: tuple[int, int], shorter: int | None) -> tuple[int, int]:
     return tuple(max(1, round(side * scale)) for side in size)
 
 
-def plan(generator, inputs, outputs, *, size: int | None = None, memory_limit: int | None = None) -> list[Job]:
-    """Decode each input, decide its sizes; refuse one too big for memory, naming --size (chapter "Troubleshooting your data")."""
+def plan(generator, inputs, outputs, *, size: int | None = None, memory_limit: int | None = None, pairs: bool = False,
+         direction: str = "BtoA") -> list[Job]:
+    """Decode each input, decide its sizes; refuse one too big for memory, naming --size (chapter "Troubleshooting your data").
+
+    `inputs` are image files or `input_files`' tuples; with `pairs`, each is read as a pair, its input
+    side (`direction`) translated.
+    """
     memory_limit = MEMORY_LIMIT if memory_limit is None else memory_limit
     multiple, per_pixel = size_multiple(generator), activation_bytes(generator)
     jobs = []
-    for source, out in zip(inputs, outputs):
+    for files, out in zip(map(_files, inputs), outputs):
+        source = files[-1 if direction == "BtoA" else 0]  # Job.source
         height, width = data.decode_rgb(source).shape[:2]  # a file that is not an image stops here, before any write
-        pair = width == 2 * height
-        read = (height, width // 2) if pair else (height, width)
-        job = Job(Path(source), Path(out), pair, read, resized_size(read, size),
+        read = (height, width // 2) if pairs and len(files) == 1 else (height, width)  # an A|B file: its half
+        job = Job(files, Path(out), pairs, direction, read, resized_size(read, size),
                   padded_size(resized_size(read, size), multiple))
         needed = per_pixel * math.prod(job.padded)
         if needed > memory_limit:
@@ -199,13 +298,11 @@ def plan(generator, inputs, outputs, *, size: int | None = None, memory_limit: i
     return jobs
 
 
-def prepare(job: Job, direction: str) -> np.ndarray:
-    """The job's input as float32 in [-1, 1], its input half for a pair, resized and padded to `job.padded`."""
+def prepare(job: Job) -> np.ndarray:
+    """The job's input as float32 in [-1, 1] (a pair's input side, read as training reads it), resized and padded."""
     import tensorflow as tf
 
-    image = data.load_image(job.source)
-    if job.pair:
-        image, _ = data.split_pair(image, direction)
+    image = data.load_pair(job.files, job.direction)[0] if job.pair else data.load_image(job.files[0])
     if job.size != job.read:
         image = tf.clip_by_value(tf.image.resize(image, job.size, method="bicubic", antialias=True), -1.0, 1.0)
     return pad(np.asarray(image, np.float32), job.padded)
@@ -237,34 +334,41 @@ class Generators:
         return self.models[(height, width)]
 
 
-def translate_files(run_dir, images, out_dir, *, overwrite: bool = False, size: int | None = None) -> list[Path]:
+def translate_files(run_dir, images, out_dir, *, overwrite: bool = False, size: int | None = None,
+                    pairs: bool = False) -> list[Path]:
     """Translate image files at their own size with a run's generator into OUT/<name>.png (chapter "The training loop").
 
-    Folders give their image files, sorted. A file twice as wide as high is taken for an A|B pair and
-    its input half is used. Every output is named and checked before the first is written: an input
-    image is never replaced, an existing file only with `overwrite` (inputs of the same name from
-    different folders get numbered outputs, 1.png, 1-2.png). Each image is padded up to the sides the
-    generator takes (`p2p.lab.translating`, chapter "Troubleshooting your data"), translated by
-    `p2p.inference.translate` and cropped back, a line on stderr saying so; `size` first resizes its
-    shorter side to that many pixels. An image too large for memory is refused, naming --size.
+    Folders give their image files, sorted. Each image is translated whole; with `pairs`, the inputs
+    are pairs as training reads them (A|B files, or folders A/ and B/) and each one's input side, in
+    the run's direction, is translated. A line on stderr says how each input was read. Every output is
+    named and checked before the first is written: an input image is never replaced, an existing file
+    only with `overwrite` and only if translate wrote it (inputs of the same name from different
+    folders get numbered outputs, 1.png, 1-2.png); another translate into the same --out is waited for,
+    and the outputs checked again. Each image is padded up to the sides the generator takes
+    (`p2p.lab.translating`, chapter "Troubleshooting your data"), translated by
+    `p2p.inference.translate` and cropped back; `size` first resizes its shorter side to that many
+    pixels. An image too large for memory is refused, naming --size.
     """
     if size is not None and size < 1:
         raise ValueError(f"--size {size}: give the shorter side in pixels, 1 or more")
-    inputs = input_files(images)
+    inputs = input_files(images, pairs=pairs)
     check_out_dir(out_dir)
     outputs = output_paths(inputs, out_dir, overwrite=overwrite)
     generator, config = runs.load_generator(run_dir)
-    jobs = plan(generator, inputs, outputs, size=size)  # every input decoded and sized: no write yet
+    jobs = plan(generator, inputs, outputs, size=size, pairs=pairs, direction=config.direction)  # no write yet
     generators = Generators(generator)
-    for job in jobs:
-        image = prepare(job, config.direction)
-        output = inference.translate(generators(*job.padded), image[None])[0]  # the paper's test time: one image, dropout on
-        (top, left), (height, width) = crop_offsets(job.size, job.padded), job.size
-        pixels = np.asarray(data.to_uint8(output[top:top + height, left:left + width]))
-        if job.describe():
+    mark = PngInfo()
+    mark.add_text(*MARK)
+    with writing_into(out_dir):
+        output_paths(inputs, out_dir, overwrite=overwrite)  # again, --out held: another translate may have written
+        for job in jobs:
+            image = prepare(job)
+            output = inference.translate(generators(*job.padded), image[None])[0]  # the paper's test time: one image
+            (top, left), (height, width) = crop_offsets(job.size, job.padded), job.size
+            pixels = np.asarray(data.to_uint8(output[top:top + height, left:left + width]))
             print(job.describe(), file=sys.stderr)
-        try:
-            write_atomically(job.out, functools.partial(Image.fromarray(pixels).save, format="PNG"))
-        except OSError as err:  # checked above; the disk may still fill, or the folder change, under way
-            raise ValueError(f"{job.out}: cannot be written ({err.strerror}); give another --out") from err
+            try:
+                write_atomically(job.out, functools.partial(Image.fromarray(pixels).save, format="PNG", pnginfo=mark))
+            except OSError as err:  # checked above; the disk may still fill, or the folder change, under way
+                raise ValueError(f"{job.out}: cannot be written ({err.strerror}); give another --out") from err
     return [job.out for job in jobs]

@@ -98,9 +98,13 @@ class Pix2PixVariant(Pix2Pix):
         super().__init__(generator, discriminator, l1_weight, **kwargs)
 
     def check_discriminator(self):
-        """D takes (input, output) pairs, or, unconditional, the output alone."""
+        """D takes (input, output) pairs, or, unconditional, G's output alone."""
         if self.conditional:
-            super().check_discriminator()
+            return super().check_discriminator()
+        taken, output = self.discriminator.input_shape[1:], self.generator.output_shape[1:]
+        if taken != output:
+            raise ValueError(f"the unconditional discriminator takes {taken} but G's outputs are {output}: build it "
+                             f"with Discriminator({output[0]}, ..., in_channels={output[-1]})")
 
     def discriminate(self, inputs, outputs, training=True):
         """D's patch logits: for (input, output) pairs, the output alone when unconditional; none for L1 alone."""

@@ -50,15 +50,18 @@ def whole(low: int, high: int | None = None):
     return parse
 
 
-def positive(value: str) -> float:
-    """An argument type: a number above 0."""
+def positive(value: str, high: float = 1e6) -> float:
+    """An argument type: a finite number above 0, at most `high` (seconds: 11 days).
+
+    inf, nan and 1e308 are refused here: clocks and sockets overflow on them.
+    """
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
+    if not 0 < number <= high:  # nan too
         raise argparse.ArgumentTypeError(
-            f"{value} is out of range: give a number above 0")
+            f"{value} is out of range: give a number above 0 and at most {high:,.0f}")
     return number
 
 

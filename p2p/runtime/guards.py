@@ -20,6 +20,10 @@ class DiskFull(OSError):
     """A write to a run folder failed for want of space (README "What it promises")."""
 
 
+class RunFolderGone(OSError):
+    """The run folder was deleted, replaced or emptied while training."""
+
+
 @contextlib.contextmanager
 def writing(path):
     """A full disk or quota while writing `path` raised as DiskFull, with the fix."""
@@ -48,6 +52,34 @@ def check_intervals(log_every, checkpoint_every) -> None:
                          "more often")
 
 
+def check_batch(batch_size: int, pairs: list, data_dir, replicas: int = 1) -> None:
+    """Refuse a batch larger than the training set: no step could be taken."""
+    if batch_size * replicas > len(pairs):
+        on = f" on each of {replicas} replicas" if replicas > 1 else ""
+        raise ValueError(f"batch_size {batch_size}{on} is more than the {len(pairs)} "
+                         f"training pairs in {data_dir}: give --set "
+                         f"batch_size={len(pairs) // replicas} or less, or more pairs")
+
+
+def folder_identity(folder) -> tuple:
+    """What tells a run folder from one deleted, replaced or emptied: its device and
+    inode, and whether its config.json is there."""
+    try:
+        stat = os.stat(folder)
+    except FileNotFoundError:
+        return ()
+    return stat.st_dev, stat.st_ino, (Path(folder) / "config.json").exists()
+
+
+def check_folder_kept(folder, identity: tuple, step: int) -> None:
+    """Refuse to write on into a run folder that is no longer the one opened."""
+    if folder_identity(folder) != identity:
+        raise RunFolderGone(
+            f"{folder}: the run folder was deleted, replaced or emptied while "
+            f"training, at step {step}: nothing more is written; run the same command "
+            "again to start the run over")
+
+
 #: What `train` writes into a run folder (with .partial files while writing one); a
 #: compact run holds generator.npz.
 RUN_FILES = ("lock", "config.json", "checkpoints", "logs", "metrics.csv", "samples",
@@ -68,6 +100,10 @@ def check_run_folder(run_dir) -> None:
             raise ValueError(f"{run_dir}: not a run folder (no config.json) and not "
                              f"empty ({shown}): give a new or empty folder to start a "
                              "run, or a run folder to resume it.")
+    if (run_dir / "generator.npz").exists():  # a book run's export: no checkpoints
+        raise ValueError(f"{run_dir}: a compact run (generator.npz, as the book runs "
+                         "are shipped): it cannot be trained further; give a new run "
+                         "folder.")
 
 
 @contextlib.contextmanager
