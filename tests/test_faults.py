@@ -280,12 +280,17 @@ def test_a_second_ctrl_c_while_the_checkpoint_is_saved_neither_cuts_it_short_nor
         time.sleep(0.2)
         saved.append(step)
 
-    with pytest.raises(KeyboardInterrupt), stopping.checkpoint_on_interrupt(_Model(7), save, 10):
-        raise KeyboardInterrupt  # the first Ctrl-C, during fit
-    assert saved == [7]
-    assert capsys.readouterr().err == "interrupted at step 7 of 10; saved a checkpoint there: run the same command again " \
-                                      "to resume\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C interrupts again afterwards
+    # Ctrl-C as in a terminal, whatever this process inherited (a background job starts with it ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), stopping.checkpoint_on_interrupt(_Model(7), save, 10):
+            raise KeyboardInterrupt  # the first Ctrl-C, during fit
+        assert saved == [7]
+        assert capsys.readouterr().err == "interrupted at step 7 of 10; saved a checkpoint there: run the same " \
+                                          "command again to resume\n"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C interrupts again afterwards
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def _at_step(monkeypatch, step: int, action) -> None:
