@@ -184,7 +184,9 @@ def _worker(facades_root, run, cluster, index, tmp_path, **env):
                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
     return subprocess.Popen([sys.executable, "-m", "p2p", "train", "--data", str(facades_root), "--preset", "tiny",
                              "--out", str(run), "--steps", "2", "--strategy", "multi-worker"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=ROOT,
+                            # as in a terminal: a shell that started the tests in the background passes SIGINT on ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _p2p_lines(stderr: str) -> list[str]:
