@@ -65,7 +65,8 @@ def train(data_dir, run_dir, config: Config | str = "cpu", *, log_every: int = 5
     guards.check_run_folder(run_dir)
     # made before any TensorFlow operation, as the multi-worker strategy needs
     strategy = devices.make_strategy(strategy or "default")
-    pairs = data.list_pairs(data.split_folder(data_dir, "train"))
+    train_dir = data.split_folder(data_dir, "train")
+    pairs = data.list_pairs(train_dir)
     guards.check_batch(config.batch_size, pairs, data_dir,
                        strategy.num_replicas_in_sync)
     config = dataclasses.replace(config, steps=config.total_steps(len(pairs)),
@@ -81,7 +82,7 @@ def train(data_dir, run_dir, config: Config | str = "cpu", *, log_every: int = 5
         if run.step < steps:
             keras.utils.set_random_seed(config.seed + run.step)  # new masks on resume
             dataset = data.paired_dataset(
-                data.split_folder(data_dir, "train"), image_size=config.image_size,
+                train_dir, image_size=config.image_size,
                 direction=config.direction, seed=config.seed + run.step,
                 batch_size=config.batch_size * strategy.num_replicas_in_sync,
             ).repeat()

@@ -18,6 +18,7 @@ import dataclasses
 import tensorflow as tf
 from keras import ops
 
+from p2p import config as configs
 from p2p import losses, training
 from p2p.config import Config, resolve
 from p2p.optimizers import PAPER_ADAM, paper_optimizer
@@ -76,8 +77,6 @@ def configure(config: Config | str, **settings) -> VariantConfig:
 
 def read(run_dir) -> VariantConfig:
     """The VariantConfig of a run folder (a paper run's has the paper's variant settings)."""
-    from p2p import config as configs
-
     return configs.read(run_dir, VariantConfig)
 
 
