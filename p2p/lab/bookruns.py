@@ -75,6 +75,8 @@ BOOK_RUNS = {
         BookRun("l1-cgan", "U-Net trained with L1 + cGAN, the paper's objective", {}, keep_discriminator=True),
         BookRun("encoder-decoder", "encoder-decoder (no skips) trained with L1 + cGAN", {"skips": False}),
         BookRun("encoder-decoder-l1", "encoder-decoder (no skips) trained with L1 alone", {"skips": False, "gan_weight": 0.0}),
+        BookRun("encoder-decoder-l1-batch10", "encoder-decoder trained with L1 alone at batch size 10, as the paper's Table 2 "
+                "(the control of chapter \"The generator\")", {"skips": False, "gan_weight": 0.0, "batch_size": 10}),
     )
 }
 
