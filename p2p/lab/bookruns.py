@@ -13,7 +13,7 @@ ones, which the chapters load, are written only when asked: `replace_shipped`, -
     config.json       the run's configuration (as `train` wrote it)
     generator.npz     the generator's weights in float16 (and discriminator.npz where a chapter needs D)
     metrics.csv       the training losses
-    milestones.json   sharpness, colour spread and L1 on the test split at each milestone
+    milestones.json   sharpness, colour spread and L1 on the test split at each milestone (and window contrast)
     samples.npz       the first test inputs, their targets and the outputs at each milestone (uint8)
     provenance.json   the command, steps, training time, machine, TensorFlow version and commit
 
@@ -233,6 +233,8 @@ def train_book_run(name: str, work="book/runs", out=None, *, preset: Config | st
         outputs_at[job.key] = data.to_uint8(outputs[:SAMPLES]).numpy()
         files.write_atomically(samples_path, lambda file: np.savez_compressed(file, **outputs_at))
         measures = evaluate.blur_measures(outputs, test_targets)
+        if procedural:  # where the label maps put the windows (chapter "The generator")
+            measures["window_contrast"] = evaluate.window_contrast(outputs, test_inputs)
         if progress:
             print(f"{name} at {job.key}: " + ", ".join(f"{k} {v:.3f}" for k, v in measures.items()), flush=True)
         return measures
