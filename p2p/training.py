@@ -20,15 +20,19 @@ from p2p.pix2pix import Pix2Pix
 from p2p.runtime import devices, guards
 
 
-def build_networks(config: Config,
-                   disc_channels: int = 6) -> tuple[keras.Model, keras.Model]:
-    """The generator and discriminator of `config`, computing in its precision."""
+def build_networks(config: Config, disc_channels: int = 6,
+                   **generator_options) -> tuple[keras.Model, keras.Model]:
+    """The generator and discriminator of `config`, computing in its precision.
+
+    `generator_options`: more of `Generator`'s settings (the lab's variants give them).
+    """
     outer_policy = keras.mixed_precision.global_policy()
     # the layers take the policy when built
     keras.mixed_precision.set_global_policy(devices.resolve_precision(config.precision))
     try:
         generator = Generator(config.image_size, config.ngf, config.skips,
-                              upsampling=config.upsample, norm=config.norm)
+                              upsampling=config.upsample, norm=config.norm,
+                              **generator_options)
         discriminator = Discriminator(config.image_size, config.ndf, config.n_layers,
                                       in_channels=disc_channels)
     finally:

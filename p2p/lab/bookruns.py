@@ -77,6 +77,8 @@ BOOK_RUNS = {
         BookRun("encoder-decoder-l1", "encoder-decoder (no skips) trained with L1 alone", {"skips": False, "gan_weight": 0.0}),
         BookRun("encoder-decoder-l1-batch10", "encoder-decoder trained with L1 alone at batch size 10, as the paper's Table 2 "
                 "(the control of chapter \"The generator\")", {"skips": False, "gan_weight": 0.0, "batch_size": 10}),
+        BookRun("encoder-decoder-l1-no-dropout", "encoder-decoder trained with L1 alone, without dropout (the other control "
+                "of chapter \"The generator\")", {"skips": False, "gan_weight": 0.0, "dropout": 0.0}),
     )
 }
 
