@@ -29,7 +29,7 @@ from p2p import data, inference, losses
 from p2p.config import get_preset
 from p2p.lab import variants
 from p2p.models import Discriminator, Generator, generator_filters
-from p2p.optimizers import PAPER_ADAM
+from p2p.optimizers import PAPER_ADAM, paper_optimizer
 
 
 def tutorial_step(model, *, jit_compile: bool = False, disc_loss_factor: float = 2.0):
@@ -160,8 +160,11 @@ IMPLEMENTATIONS = {
                                         "none (innermost down-convolution)", "yes"),
     "D's loss halved": ("yes, 'to slow down D'", "reported errD only; gradient of the sum", "yes (loss_D * 0.5)",
                         "no: real + generated"),
+    "Adam's epsilon": ("not said", "1e-8 (optim.adam), added to the uncorrected sqrt(v)",
+                       "1e-8, added to the bias-corrected sqrt(v) (since pytorch#22628, 2019; uncorrected before)",
+                       "1e-7 (Keras), added to the uncorrected sqrt(v)"),
     "G's loss from D": ("not said", "D's output before D's update; back-propagated through the updated D",
-                        "after D's update (3 D passes)", "before D's update (one D pass)"),
+                        "after D's update (3 D passes)", "before D's update (2 D passes: real, generated)"),
     "learning-rate schedule": ("not said (2e-4)", "constant, 200 epochs", "100 epochs constant + 100 linear to 0",
                                "constant"),
     "resize interpolation": ("not said", "bilinear", "bicubic", "nearest neighbour"),
@@ -200,10 +203,17 @@ def p2p_choices(image_size: int = 64, ngf: int = 8) -> dict[str, str]:
     alone = inference.translate(generator, images[:1], dropout=False)
     with_another = inference.translate(generator, images, dropout=False)[:1]
     lr_decay = get_preset("paper").lr_decay
+    # one step of the paper's Adam on a gradient of epsilon, in units of the learning rate: 1/2 if epsilon were added
+    # to the bias-corrected sqrt(v), sqrt(1 - beta_2) / (sqrt(1 - beta_2) + 1) = 0.03 if to the uncorrected one (Keras')
+    optimizer, weight = paper_optimizer(), keras.Variable([0.0])
+    optimizer.apply([tf.constant([optimizer.epsilon])], [weight])
+    first_step = -float(weight.numpy()[0]) / PAPER_ADAM["learning_rate"]
+    epsilon = f"{optimizer.epsilon:.0e}".replace("e-0", "e-")  # 1e-7, as the other columns write it
     return {
         "dropout placement": f"decoder layers {'-'.join((dropout[0], dropout[-1]))}",
         "BatchNorm at the 1x1 bottleneck": "yes" if normalised else "none (bottleneck_norm=True: the tutorial's)",
         "D's loss halved": "yes" if math.isclose(chance, math.log(2), rel_tol=1e-5) else "no",
+        "Adam's epsilon": f"{epsilon} (Keras), added to the {'uncorrected' if first_step < 0.25 else 'corrected'} sqrt(v)",
         "G's loss from D": f"after D's update; gan_update={variants.CHOICES['gan_update'][1]!r}: before",
         "learning-rate schedule": f"constant; the paper preset: linear to 0 over its last {lr_decay:.0%}" if lr_decay
                                   else "constant",

@@ -6,6 +6,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import patheffects
 
 
 def as_image(image) -> np.ndarray:
@@ -28,6 +29,40 @@ def show_columns(columns: dict, size: float = 2.2, title: str | None = None):
             axes[row, column].axis("off")
     if title:
         figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def show_crops(image, places, rows: dict, size: float = 2.0):
+    """An image with boxes where crops were cut from it, beside the crops (chapter "Data").
+
+    places: up to four crops' (top, left, mirrored); rows: {name: crops}, a row of crops each, all cut at `places`. A
+    mirrored crop's box and frame are dashed.
+    """
+    colours = ("red", "darkorange", "magenta", "black")
+    image, side = as_image(image), np.asarray(next(iter(rows.values()))[0]).shape[0]
+    enlarged = len(rows)  # the image, as tall as its rows of crops: large enough to tell the boxes apart
+    figure = plt.figure(figsize=(size * (enlarged + len(places)), size * len(rows)))
+    grid = figure.add_gridspec(len(rows), 1 + len(places), width_ratios=[enlarged] + [1] * len(places))
+    whole = figure.add_subplot(grid[:, 0])
+    whole.imshow(image, alpha=0.6)  # faded, so that the boxes stand out
+    whole.set_title(f"{next(iter(rows))} resized to {image.shape[1]}x{image.shape[0]}: the crops' boxes", fontsize=9)
+    whole.axis("off")
+    for number, ((top, left, mirrored), colour) in enumerate(zip(places, colours), 1):
+        style = "--" if mirrored else "-"
+        whole.add_patch(plt.Rectangle((left - 0.5, top - 0.5), side, side, fill=False, edgecolor=colour, linewidth=2,
+                                      linestyle=style))
+        right, bottom = number % 2 == 0, number > 2  # each box's number in a corner of its own
+        whole.text(left + (side - 2 if right else 1), top + (side - 2 if bottom else 1), str(number), color=colour,
+                   fontsize=12, fontweight="bold", ha="right" if right else "left", va="bottom" if bottom else "top",
+                   path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
+        for row, (name, crops) in enumerate(rows.items()):
+            axis = figure.add_subplot(grid[row, number])
+            axis.imshow(as_image(crops[number - 1]))
+            axis.set(xticks=[], yticks=[])
+            for spine in axis.spines.values():
+                spine.set(edgecolor=colour, linewidth=3, linestyle=style)
+            axis.set_title(f"{name}, crop {number}" + (", mirrored" if mirrored else ""), fontsize=9)
     figure.tight_layout()
     return figure
 
