@@ -40,6 +40,7 @@ RANGES = {
               "a whole number of steps, from 1 to 2**31 - 1"),
     "epochs": (lambda v: 0 < v <= 10**6, "more than 0 and at most 10**6"),
     "lr_decay": (lambda v: 0 <= v < 1, "a share of the steps, from 0 up to 1"),
+    "dropout": (lambda v: 0 <= v < 1, "a rate, from 0 up to 1"),
     "l1_weight": (lambda v: 0 <= v <= 10**6, "from 0 to 10**6"),
     "seed": (lambda v: 0 <= v < 2**31, "from 0 to 2**31 - 1"),
 }
@@ -58,6 +59,7 @@ class Config:
     ndf: int = 64
     n_layers: int = 3  # PatchGAN depth: 0, 1, 3, 5 give 1, 16, 70, 286 px fields at 256
     skips: bool = True  # the U-Net; False: the encoder-decoder
+    dropout: float = 0.5  # in the decoder's first three blocks, on at test time too
     # and two departures from the paper (chapter "Troubleshooting training")
     upsample: str = "transpose"  # "resize": resize-convolution
     norm: str = "batch"  # "instance": InstanceNorm

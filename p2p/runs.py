@@ -232,7 +232,8 @@ def load_generator(run_dir) -> tuple[keras.Model, Config]:
     run_dir = Path(run_dir)
     config = configs.read(run_dir)
     generator = Generator(config.image_size, config.ngf, config.skips,
-                          upsampling=config.upsample, norm=config.norm)
+                          dropout=config.dropout, upsampling=config.upsample,
+                          norm=config.norm)
     if (run_dir / "generator.npz").exists():
         set_weights_from(generator, run_dir / "generator.npz")
         return generator, config

@@ -20,19 +20,16 @@ from p2p.pix2pix import Pix2Pix
 from p2p.runtime import devices, guards
 
 
-def build_networks(config: Config, disc_channels: int = 6,
-                   **generator_options) -> tuple[keras.Model, keras.Model]:
-    """The generator and discriminator of `config`, computing in its precision.
-
-    `generator_options`: more of `Generator`'s settings (the lab's variants give them).
-    """
+def build_networks(config: Config,
+                   disc_channels: int = 6) -> tuple[keras.Model, keras.Model]:
+    """The generator and discriminator of `config`, computing in its precision."""
     outer_policy = keras.mixed_precision.global_policy()
     # the layers take the policy when built
     keras.mixed_precision.set_global_policy(devices.resolve_precision(config.precision))
     try:
         generator = Generator(config.image_size, config.ngf, config.skips,
-                              upsampling=config.upsample, norm=config.norm,
-                              **generator_options)
+                              dropout=config.dropout, upsampling=config.upsample,
+                              norm=config.norm)
         discriminator = Discriminator(config.image_size, config.ndf, config.n_layers,
                                       in_channels=disc_channels)
     finally:

@@ -46,7 +46,19 @@ def test_compact_weights_round_trip(tmp_path):
         runs.set_weights_from(Generator(64, 8), tmp_path / "g.npz")
 
 
+def test_the_dropout_rate_is_a_setting_and_a_loaded_generator_keeps_it(tmp_path):
+    dropouts = lambda generator: [layer.rate for layer in generator.layers if type(layer).__name__ == "Dropout"]
+    assert dropouts(training.build_model(get_preset("tiny", steps=1)).generator) == [0.5, 0.5, 0.5]  # the paper's
+    config = get_preset("tiny", steps=1, dropout=0.0)  # chapter "The generator"'s control
+    generator = training.build_model(config).generator
+    assert dropouts(generator) == []
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    bookruns.save_weights_to(generator, tmp_path / "generator.npz")
+    assert dropouts(runs.load_generator(tmp_path)[0]) == []
+
+
 @pytest.mark.parametrize("options, message", [
+    ({"dropout": 1.0}, "dropout must be a rate, from 0 up to 1, not 1.0"),
     ({"steps": 0}, r"steps must be a whole number of steps, from 1 to 2\*\*31 - 1, not 0"),
     ({"steps": -5}, "steps must be"),
     ({"log_every": 0}, "log_every must be"),

@@ -4,7 +4,7 @@
 (`gan_weight=0`, `conditional=False`), the TensorFlow tutorial's simultaneous update
 (`gan_update="simultaneous"`: G's loss from D's verdict before D's update; Lua's is between
 the two, its verdict from before the update, its gradient through the updated D), an L2
-reconstruction term, a scaled learning rate for D and the decoder's dropout rate. `Pix2PixVariant` trains them by
+reconstruction term and a scaled learning rate for D. `Pix2PixVariant` trains them by
 overriding the named parts of `Pix2Pix.train_step` (`discriminate`, `train_discriminator`,
 `generator_loss`), and only the simultaneous order replaces the step. With the paper's settings
 it takes the same steps as `p2p.Pix2Pix` (tests/test_variants.py). Explained in the chapters
@@ -28,8 +28,7 @@ from p2p.runtime.devices import minimize
 
 #: Each variant setting's choices, or its range (a test, and how an error says it).
 CHOICES = {"gan_update": ("sequential", "simultaneous"), "reconstruction": ("l1", "l2")}
-RANGES = {"gan_weight": (lambda v: v >= 0, "0 or more"), "disc_lr_scale": (lambda v: v > 0, "more than 0"),
-          "dropout": (lambda v: 0 <= v < 1, "at least 0 and less than 1")}
+RANGES = {"gan_weight": (lambda v: v >= 0, "0 or more"), "disc_lr_scale": (lambda v: v > 0, "more than 0")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +40,6 @@ class VariantConfig(Config):
     gan_update: str = "sequential"  # "simultaneous": G's loss from D before its update
     reconstruction: str = "l1"  # "l2": lambda weighs the mean squared error
     disc_lr_scale: float = 1.0  # multiplies D's learning rate
-    dropout: float = 0.5  # the decoder's dropout rate; 0: none (the control of chapter "The generator")
 
     def __post_init__(self):
         super().__post_init__()  # the types, and the paper's settings' choices and ranges
@@ -148,8 +146,7 @@ def build_model(config: Config, *, jit_compile: bool | str = "auto") -> Pix2Pix:
     """The model `config` asks for: `p2p.Pix2Pix` for the paper's settings, else a compiled `Pix2PixVariant`."""
     if not isinstance(config, VariantConfig) or not config.variant():
         return training.build_model(config, jit_compile=jit_compile)
-    generator, discriminator = training.build_networks(config, disc_channels=6 if config.conditional else 3,
-                                                       dropout=config.dropout)
+    generator, discriminator = training.build_networks(config, disc_channels=6 if config.conditional else 3)
     model = Pix2PixVariant(generator, discriminator, config.l1_weight, gan_weight=config.gan_weight,
                            conditional=config.conditional, gan_update=config.gan_update,
                            reconstruction=config.reconstruction)
