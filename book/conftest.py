@@ -8,6 +8,8 @@ fresh run printed and checks the claims the chapter's text makes about it, with 
 import math
 import re
 
+import nbformat
+import prose_numbers
 import pytest
 
 # -- what each chapter must have printed (text: all of stdout and text/plain; kinds: the MIME types displayed) --
@@ -15,16 +17,25 @@ import pytest
 
 def introduction(text, kinds):
     assert "paper   256px" in text and "image/png" in kinds
+    # the first screen's figure: the two book runs it shows, with the training times the text quotes
+    assert "book run 'l1' (" in text and "book run 'l1-cgan' (" in text
 
 
 def data(text, kinds):
     assert "train 400 files" in text and "test 106 files" in text
-    assert "(512, 256) RGB" in text and "bad-data/1.jpg: cannot be decoded" in text
+    assert "(512, 256) RGB" in text
     # the data path, printed from p2p.data and run on tensors
     for function in ("load_pair", "_read_halves", "_orient", "decode_rgb", "normalize", "jitter", "resize", "paired_dataset",
                      "list_pairs", "check_pair_file"):
         assert f"def {function}(" in text, function
     assert "-> out: input (128, 128, 3) target (128, 128, 3)" in text
+    # the jitter figure: each crop found exactly in the enlarged pair; as the text reads it, crop 1 is cut lowest and
+    # kept as it is, crops 2 to 4 mirrored
+    assert "a 128x128 crop fits at 16 x 16 places of the enlargement" in text
+    crops = re.findall(r"^crop (\d): rows (\d+)-\d+, columns (\d+)-\d+(, mirrored)?$", text, re.MULTILINE)
+    assert [int(n) for n, *_ in crops] == [1, 2, 3, 4] and all(0 <= int(r) <= 15 and 0 <= int(c) <= 15 for _, r, c, _ in crops)
+    assert [bool(m) for *_, m in crops] == [False, True, True, True]
+    assert int(crops[0][1]) == max(int(r) for _, r, _, _ in crops) > max(int(crops[2][1]), int(crops[3][1]))
     assert "one batch: inputs (4, 128, 128, 3) float32 targets (4, 128, 128, 3)" in text
 
 
@@ -109,6 +120,13 @@ def patchgan(text, kinds):
     assert len(probabilities) == 2 and all(0 <= p <= 1 for p in probabilities)
     # the pair shown is a typical one (the median of D's margins), and D ranks it as it ranks nearly all of them
     assert re.search(r"test pair \d+ of 106, at the median of D's margins", text) and probabilities[0] > probabilities[1]
+    # its two patch maps, as the text reads them: nearly all real patches above 0.9, the lowest near the left edge;
+    # nearly all generated ones below 0.2, the highest still below the lowest real one
+    patches = re.search(r"its 900 patches: real pair (\d+)% above 0\.9, lowest (\d\.\d\d) at row \d+, column (\d+) of 30; "
+                        r"generated pair (\d+)% below 0\.2, highest (\d\.\d\d) at row \d+, column \d+", text)
+    assert patches, "the patch maps' summary"
+    assert int(patches.group(1)) >= 95 and int(patches.group(4)) >= 90 and int(patches.group(3)) <= 5
+    assert float(patches.group(5)) < float(patches.group(2))
     ranked = re.search(r"over the 106 test pairs: mean p\(real\) (\d\.\d\d) for real pairs, (\d\.\d\d) for generated ones; "
                        r"D ranks the real pair above the generated one for (\d+)% of the label maps", text)
     assert ranked and float(ranked.group(1)) > 0.5 > float(ranked.group(2)) and int(ranked.group(3)) >= 95
@@ -188,13 +206,20 @@ def running(text, kinds):
     # test time: translate printed; three ways of passing test images, and dropout's noise
     for head in ("def translate(", "def _translate_each("):
         assert head in text, head
-    spread = {}
-    for row in ("one image at a time (the paper)", "pooled batches of 8", "training=False"):
+    measured = {}
+    for row in ("one image at a time (the paper)", "pooled batches of 8", "training=False", "one at a time, dropout off"):
         found = re.search(re.escape(row) + r" +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3})", text)
         assert found, row
-        spread[row] = float(found.group(2))  # sharpness, colour spread, colourfulness, l1
-    # the text: shared or averaged statistics pull the buildings toward the same colours
+        measured[row] = [float(value) for value in found.groups()]  # sharpness, colour spread, colourfulness, l1
+    spread = {row: values[1] for row, values in measured.items()}
+    # the text: shared or averaged statistics pull the buildings toward the same colours; training=False is closer to
+    # the ground truth by L1; dropout off (each image's own statistics) measures as the paper's way does
     assert spread["one image at a time (the paper)"] > spread["pooled batches of 8"] > spread["training=False"]
+    assert measured["training=False"][3] < measured["one image at a time (the paper)"][3]
+    shift = re.search(r"dropout off moves the paper's four measures by at most (\d\.\d{3})", text)
+    assert shift and float(shift.group(1)) < 0.02
+    assert max(abs(a - b) for a, b in zip(measured["one at a time, dropout off"],
+                                          measured["one image at a time (the paper)"])) < 0.02
     pooled = re.search(r"outputs differ by (\d\.\d+) on average", text)
     assert pooled and float(pooled.group(1)) > 0  # a pooled output depends on its batch-mates
     differences = re.search(r"mean difference between two translations: (\d+\.\d+)", text)
@@ -214,6 +239,9 @@ def reproducing(text, kinds):
     assert "share in the paper" in text  # the patch-size mapping, stated
     assert "G from D's verdict before D's update (Lua, TF tutorial)" in text  # the measured implementation option
     assert re.search(r"^results: preset 'cpu', 4000 steps per run, seeds \[0, 1, 2\], at commit \w{10} on ", text, re.MULTILINE)
+    assert re.search(r": \d+ min of wall time in \d processes \(seeds \[0, 1\]: \d+ min", text)  # the rerun's time, per process
+    assert re.search(r"the paper preset: 80,000 steps per run; .* 13-18 min per run", text)  # the PyTorch code's speed, quoted
+    assert "3 seeds: p < 0.05 needs a t statistic above 4.30" in text  # Student's t, 2 degrees of freedom
     assert "image/png" in kinds and "text/markdown" in kinds  # the samples; the implementations table, as text
 
 
@@ -253,8 +281,6 @@ def troubleshooting_training(text, kinds):
 
     assert "image/png" in kinds and "book run 'l1-cgan' (" in text
     assert re.search(PROVENANCE, text, re.MULTILINE)  # the short runs' provenance, in one line
-    for way in ("one at a time (the paper)", "pooled batches of 8", "training=False"):
-        assert re.search(re.escape(way) + r"( +\d\.\d{3}){3}", text)
     for call in ("generator.predict(x)", "generator(x)"):
         largest = re.search(re.escape(call) + r" differs from training=False by at most (\S+)", text)
         assert largest and float(largest.group(1)) < 1e-5  # the same inference, in another graph: rounding at most
@@ -263,6 +289,11 @@ def troubleshooting_training(text, kinds):
     for name in VARIANTS:  # every short run has a row of scores, in this chapter or the data one
         if name not in DATA_RUNS or name == "baseline":
             assert re.search(r"^" + re.escape(name) + r"(, [\w ]+)? +-?\d+\.\d{3}", text, re.MULTILINE), name
+    # the book run has learned most of the checkerboard away: per unit of sharpness, well below the 600-step runs'
+    book = re.search(r"^the book run 'l1-cgan' +\(16 test label maps\): .* checkerboard / sharpness (\d\.\d{3})", text,
+                     re.MULTILINE)
+    baseline = [float(r) for r in re.search(r"checkerboard / sharpness: baseline, seed by seed (.+)", text).group(1).split(", ")]
+    assert book and float(book.group(1)) < 0.75 * min(baseline)
     assert re.search(r"batch 4, InstanceNorm, batches of 4( +\d\.\d{3}){3} +0\.000", text)  # its own statistics
     spreads = dict(re.findall(r"^(G, dropout draws|renderings) +(\d\.\d{3})", text, re.MULTILINE))
     assert float(spreads["G, dropout draws"]) < float(spreads["renderings"])
@@ -276,6 +307,17 @@ def troubleshooting_data(text, kinds):
     # the label colours' share of each side (nbval skips this cell's output: its last digit depends on the CPU)
     shares = dict(re.findall(r"direction=(\w+): (\d+)% of the input pixels", text))
     assert int(shares["BtoA"]) > 90 and int(shares["AtoB"]) < 10
+    assert "label colours: pixels within 0.15 ([-1, 1] units) of one of the 12 CMP colours" in text
+    # question 2: bad files stop the pipeline, named, with the fix; 16-bit and 1-bit images read as 8-bit RGB
+    assert "bad-data/truncated/1.jpg: cannot be decoded as an image. Delete or replace it." in text
+    assert "bad-data/odd-width/1.jpg: width 255 is odd" in text
+    assert "bad-data/unmatched/B: lacks 1 of the files in bad-data/unmatched/A (2.png)" in text
+    assert "PIL's convert('RGB') makes 100% of it white" in text and "the 8-bit grey image in each channel: True" in text
+    assert "values [0, 255], channels equal: True" in text
+    # question 3: the cache budget against the released datasets
+    assert "data.CACHE_BUDGET = 2 GiB: 4,375 pairs at 256 px" in text
+    cached = dict(re.findall(r"^(\w+) +[\d,]+ +\d+\.\d\d +(cached|decoded on every pass)$", text, re.MULTILINE))
+    assert {name for name, way in cached.items() if way == "cached"} == {"facades", "cityscapes", "maps"} and len(cached) == 6
     assert "Generator(100): image_size must be a power of two" in text
     assert "rebuilt(generator, 128, 192): a 128x192 input does not fit this generator" in text and "multiples of 128" in text
     still = re.search(r"still camera +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3}) +(\d\.\d{3})", text)
@@ -315,7 +357,14 @@ class ChapterOutputs(pytest.Item):
     def runtest(self):
         if any(cell.test_outputs is None for cell in self.cells):
             pytest.skip("not every cell of the chapter ran")
-        self.check(*printed([output for cell in self.cells for output in cell.test_outputs]))
+        outputs = [output for cell in self.cells for output in cell.test_outputs]
+        self.check(*printed(outputs))
+        # every number the prose states is one this run printed (or a cited chapter's, or a quotation)
+        markdown, _ = prose_numbers.notebook_text(nbformat.read(self.path, as_version=4))
+        cited = {name: prose_numbers.notebook_text(nbformat.read(self.path.parent / f"{name}.ipynb", as_version=4))[1]
+                 for name in prose_numbers.CITES.get(self.path.stem, ())}
+        unprinted = prose_numbers.unprinted(self.path.stem, markdown, prose_numbers.printed_text(outputs), cited)
+        assert not unprinted, "numbers in the prose that this run did not print:\n" + "\n".join(unprinted)
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name}::outputs"

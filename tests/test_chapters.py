@@ -6,6 +6,7 @@ ablations (tests/test_ablate.py), the troubleshooting runs (tests/test_troublesh
 (tests/test_chapter_datasets.py, chapter 3 with `dataset = "facades"` at the tiny preset).
 """
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import yaml
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 CHAPTERS = sorted(BOOK.glob("*.ipynb"))
+_spec = importlib.util.spec_from_file_location("prose_numbers", BOOK / "prose_numbers.py")
+prose_numbers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(prose_numbers)
 
 
 def test_every_chapter_in_the_toc_has_checks():
@@ -66,3 +70,21 @@ def test_chapters_2_to_7_print_every_line_of_the_core_that_trains():
     for module in TRAINING_CORE:
         source = (BOOK.parent / "p2p" / f"{module}.py").read_text()
         assert source.rstrip("\n") in printed, f"p2p/{module}.py, as it is now, is not printed whole by chapters 2-7"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_number_in_the_prose_is_printed_by_the_committed_outputs(chapter):
+    markdown, printed = prose_numbers.notebook_text(nbformat.read(chapter, as_version=4))
+    cited = {name: prose_numbers.notebook_text(nbformat.read(BOOK / f"{name}.ipynb", as_version=4))[1]
+             for name in prose_numbers.CITES.get(chapter.stem, ())}
+    unprinted = prose_numbers.unprinted(chapter.stem, markdown, printed, cited)
+    assert not unprinted, "numbers in the prose that no output prints:\n" + "\n".join(unprinted)
+
+
+def test_the_prose_number_check_finds_what_it_must():
+    printed = "sharpness 0.237, colour spread 0.131; windows darker in 78% of them; 30,000 steps in 26 min; 1.57x"
+    found = lambda markdown: prose_numbers.unprinted("none", markdown, printed)
+    assert found("sharpness 0.24 (rounded), 0.237 exactly, 78% of them, 0.8 of them, 1.6x faster") == []
+    assert [problem.split("'")[1] for problem in found("0.238, 0.14, 79%, 27 minutes, 1.5x; in code `0.999`, 3 steps")] \
+        == ["0.238", "0.14", "79%", "27", "1.5"]
+    assert prose_numbers.stated("Table 2, 256x256, 12 classes, arXiv v3, in $0.5$") == []
