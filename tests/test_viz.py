@@ -60,3 +60,16 @@ def test_plots_draw():
     assert len(viz.show_columns({"x": image[None], "y": image[None]}).axes) == 2
     logits = np.zeros((6, 6, 1))
     assert len(viz.show_patch_logits({"real": image, "fake": image}, {"real": logits, "fake": logits}).axes) == 5
+
+
+def test_show_crops_draws_a_box_per_crop_dashed_where_mirrored():
+    image = np.zeros((20, 20, 3), np.uint8)
+    crops = np.zeros((2, 16, 16, 3), np.uint8)
+    figure = viz.show_crops(image, [(0, 0, False), (4, 4, True)], {"input": crops, "target": crops})
+    whole, *tiles = figure.axes
+    boxes = whole.patches
+    assert [(box.get_x(), box.get_y(), box.get_width()) for box in boxes] == [(-0.5, -0.5, 16), (3.5, 3.5, 16)]
+    assert [box.get_linestyle() for box in boxes] == ["-", "--"]
+    assert [axis.get_title() for axis in tiles] == ["input, crop 1", "target, crop 1", "input, crop 2, mirrored",
+                                                    "target, crop 2, mirrored"]
+    matplotlib.pyplot.close(figure)
