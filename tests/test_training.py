@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from p2p import config as configs
 from p2p import runs, training
 from p2p.config import get_preset
 from p2p.lab import bookruns
@@ -55,6 +56,9 @@ def test_the_dropout_rate_is_a_setting_and_a_loaded_generator_keeps_it(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     bookruns.save_weights_to(generator, tmp_path / "generator.npz")
     assert dropouts(runs.load_generator(tmp_path)[0]) == []
+    written_before = {k: v for k, v in config.to_dict().items() if k != "dropout"}  # a run from before the setting
+    (tmp_path / "config.json").write_text(json.dumps(written_before))
+    assert configs.read(tmp_path).dropout == 0.5
 
 
 @pytest.mark.parametrize("options, message", [
