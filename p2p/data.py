@@ -33,8 +33,8 @@ class DataError(ValueError):
     """A dataset file or folder that cannot be used, named, with the fix."""
 
 
-def list_pairs(path) -> list[tuple[Path, ...]]:
-    """A dataset folder's pairs, sorted, each decoded in full to check it.
+def list_pairs(path, n: int | None = None) -> list[tuple[Path, ...]]:
+    """A dataset folder's pairs, sorted (the first `n`), each decoded whole to check it.
 
     The folder holds A|B files, or folders A/ and B/ (the layout the official combine
     script starts from); `split_folder` gives the latter as a tuple (A/split, B/split).
@@ -43,14 +43,12 @@ def list_pairs(path) -> list[tuple[Path, ...]]:
                                    and Path(path, "B").is_dir()):
         a_dir, b_dir = (path if isinstance(path, tuple)
                         else (Path(path, "A"), Path(path, "B")))
-        pairs = _matched_pairs(Path(a_dir), Path(b_dir))
+        pairs, check = _matched_pairs(Path(a_dir), Path(b_dir))[:n], _decode
     else:
-        pairs = [(file,) for file in image_files(path)]
+        pairs, check = [(file,) for file in image_files(path)][:n], check_pair_file
     for pair in pairs:  # a bad file stops the run before training starts, named
         for file in pair:
-            _decode(file)
-        if len(pair) == 1:
-            check_pair_file(pair[0])
+            check(file)
     return pairs
 
 
@@ -322,12 +320,13 @@ def paired_dataset(
     seed: int | None = None,
     cache: bool = True,
 ) -> tf.data.Dataset:
-    """(input, target) batches in [-1, 1] from a dataset folder, checked first.
+    """(input, target) batches in [-1, 1] from a dataset folder, checked first, or from
+    the pairs `list_pairs` gave (checked already).
 
     `augment`: random jitter and mirroring (`jitter`), the paper's augmentation.
     """
     check_direction(direction)
-    pairs = list_pairs(path)
+    pairs = path if isinstance(path, list) else list_pairs(path)
     # resized once, then cached (within CACHE_BUDGET) or else decoded on every pass
     size = int(round(image_size * JITTER_SCALE)) if augment else image_size
     cached = cache and len(pairs) * size * size * 6 <= CACHE_BUDGET
@@ -361,7 +360,7 @@ def paired_dataset(
 
 def example_batch(path, n: int = 4, *, image_size: int = 256, direction: str = "BtoA"):
     """The first n pairs of a folder as one unjittered (inputs, targets) batch."""
-    pairs = [load_pair(pair, direction) for pair in list_pairs(path)[:n]]
+    pairs = [load_pair(pair, direction) for pair in list_pairs(path, n)]
     inputs, targets = zip(*((resize(a, image_size), resize(b, image_size))
                             for a, b in pairs))
     return tf.stack(inputs), tf.stack(targets)

@@ -83,7 +83,7 @@ def train(data_dir, run_dir, config: Config | str = "cpu", *, log_every: int = 5
         if run.step < steps:
             keras.utils.set_random_seed(config.seed + run.step)  # new masks on resume
             dataset = data.paired_dataset(
-                train_dir, image_size=config.image_size,
+                pairs, image_size=config.image_size,
                 direction=config.direction, seed=config.seed + run.step,
                 batch_size=config.batch_size * strategy.num_replicas_in_sync,
             ).repeat()

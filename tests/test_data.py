@@ -425,3 +425,16 @@ def test_a_chapter_dataset_is_procedural_a_released_name_or_a_folder(tmp_path, f
     assert datasets.evaluation_split(facades_root) == facades_root / "test"
     (tmp_path / "maps" / "val").mkdir(parents=True)  # the released maps: train and val only
     assert datasets.evaluation_split(tmp_path / "maps") == tmp_path / "maps" / "val"
+
+
+def test_checking_a_folder_decodes_each_file_once_and_a_first_few_only_those(facades_root, monkeypatch):
+    decoded = []
+    decode = data._decode
+    monkeypatch.setattr(data, "_decode", lambda file: decoded.append(file) or decode(file))
+    pairs = data.list_pairs(facades_root / "val")
+    assert len(decoded) == len(pairs) == len(set(decoded)) == 100
+    decoded.clear()
+    assert data.list_pairs(facades_root / "val", 3) == pairs[:3] and decoded == [pair[0] for pair in pairs[:3]]
+    decoded.clear()
+    data.paired_dataset(pairs, image_size=32)  # the pairs listed already: not decoded again to check them
+    assert decoded == []
