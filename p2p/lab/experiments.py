@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from p2p import training
 from p2p.config import Config
 from p2p.lab import records, variants
-from p2p.runtime import files
+from p2p.runtime import files, resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Experiment:
         self.kind = command.removeprefix("python -m p2p ").split()[0]  # ablate, troubleshoot, bookruns
         self.results = read_results(self.path, self.kind) if self.path.exists() else {}
         saved = self.results.get("config", settings)
+        # a setting added to Config since: the experiment ran with its value of before
+        saved = {**{k: v for k, v in resume.ADDED_SETTINGS.items() if k in settings}, **saved}
         if changed := differences(saved, settings, ignore=growing):
             raise ValueError(f"{self.path}: made with other settings ({changed}): use another --out, or delete it")
         self.out.mkdir(parents=True, exist_ok=True)

@@ -198,7 +198,7 @@ def config_values(path: Path, defaults: dict) -> dict:
                   **{k: values[k]
                      for k in ("direction", "seed", "steps", "precision", "data")
                      if k in values}}
-    values = {**_ADDED_SETTINGS, **values}  # runs from before a setting had its value
+    values = {**ADDED_SETTINGS, **values}  # runs from before a setting had its value
     variant = {k: values.pop(k) for k in list(values) if k in _VARIANT_SETTINGS}
     variant = {k: v for k, v in variant.items() if v != _VARIANT_SETTINGS[k]}
     if variant:  # moved to "variant", where p2p.lab.variants reads them
@@ -207,7 +207,7 @@ def config_values(path: Path, defaults: dict) -> dict:
 
 
 #: Settings added to Config since runs were first written, and the value runs had.
-_ADDED_SETTINGS = {"dropout": 0.5}
+ADDED_SETTINGS = {"dropout": 0.5}
 
 #: Settings of the lab's variants (p2p.lab.variants) that p2p once wrote beside the
 #: paper's, at the paper's values: read into "variant" when they differ.
