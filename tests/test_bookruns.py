@@ -18,7 +18,7 @@ from p2p.lab import bookruns, evaluate, facades, variants
 def test_every_book_run_is_shipped_with_its_provenance(name):
     folder = bookruns.folder(name)
     provenance = json.loads((folder / "provenance.json").read_text())
-    assert provenance["command"] == f"python -m p2p bookruns {name}"
+    assert provenance["command"].startswith(f"python -m p2p bookruns {name}")  # the control at batch 10: --steps 30000
     assert provenance["steps"] > 0
     assert provenance["train_seconds"] > 0 and len(provenance["commit"]) >= 40
     config = variants.read(folder)  # a variant's settings too (the L1 runs: gan_weight 0)

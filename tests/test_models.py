@@ -141,7 +141,7 @@ def _up(name, c_in, c_out, upsample, bias=False):
     return [(f"{name}_resize", "UpSampling2D", []), _conv(name, 3, c_in, c_out, bias)]
 
 
-def _appendix_generator(size, ngf, skips=True, upsample="transpose", norm="batch", bottleneck_norm=False):
+def _appendix_generator(size, ngf, skips=True, upsample="transpose", norm="batch", bottleneck_norm=False, dropout=True):
     """Encoder C64-C128-C256-C512-C512-... down to 1x1 (at ngf = 64): LeakyReLU, 4x4 convolution without bias, a norm but
     in the first block and (unless bottleneck_norm) the 1x1 one. Decoder: ReLU, doubling, norm, dropout in blocks 1-3,
     the skip concatenated after each block. Output: ReLU, doubling to 3 channels with a bias, tanh."""
@@ -153,7 +153,7 @@ def _appendix_generator(size, ngf, skips=True, upsample="transpose", norm="batch
         channels = width
     for j, width in enumerate(reversed(widths[:-1]), 1):
         rows += [(f"dec{j}_relu", "ReLU", [])] + _up(f"dec{j}", channels, width, upsample) + [_norm(f"dec{j}", width, norm)]
-        rows += [(f"dec{j}_dropout", "Dropout", [])] * (j <= 3) + [(f"dec{j}_skip", "Concatenate", [])] * skips
+        rows += [(f"dec{j}_dropout", "Dropout", [])] * (j <= 3 and dropout) + [(f"dec{j}_skip", "Concatenate", [])] * skips
         channels = 2 * width if skips else width
     return rows + [("out_relu", "ReLU", [])] + _up("out", channels, 3, upsample, bias=True) + [("out_tanh", "Activation", [])]
 
@@ -211,7 +211,8 @@ def test_the_patchgan_is_the_appendix_layer_for_layer(n_layers, size):
 @pytest.mark.parametrize("name", list(bookruns.BOOK_RUNS))
 def test_the_shipped_book_runs_load_into_the_layers_they_were_trained_as(name):
     generator, config = bookruns.load(name, verbose=False)  # generator.npz, assigned by position
-    assert _listing(generator) == _appendix_generator(config.image_size, config.ngf, config.skips)
+    assert _listing(generator) == _appendix_generator(config.image_size, config.ngf, config.skips,
+                                                      dropout=config.dropout > 0)
     models = [generator] + ([bookruns.load_discriminator(name)] if bookruns.get(name).keep_discriminator else [])
     norms = [layer for model in models for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     # trained statistics where they belong: a gamma, beta or mean loaded there by a shifted order would not all be > 0
