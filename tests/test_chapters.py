@@ -88,3 +88,5 @@ def test_the_prose_number_check_finds_what_it_must():
     assert [problem.split("'")[1] for problem in found("0.238, 0.14, 79%, 27 minutes, 1.5x; in code `0.999`, 3 steps")] \
         == ["0.238", "0.14", "79%", "27", "1.5"]
     assert prose_numbers.stated("Table 2, 256x256, 12 classes, arXiv v3, in $0.5$") == []
+    # printed by a cell nbval does not compare: within CPU_TOLERANCE of itself on nbval's run
+    assert prose_numbers.unprinted("none", "0.238 and 0.40", printed, uncompared="0.25") == ["'0.40' in '... 0.238 and 0.40 ...'"]
