@@ -13,8 +13,8 @@ Keras' Adam with the paper's settings (`p2p.optimizers.paper_optimizer`), as the
 as the reference it names, with D's loss at the same scale. Explained in the appendix "Scaling up".
 
 `discriminator_updates` trains D alone on a scaled loss: under Adam, halving D's loss (the
-paper's way to slow D down) changes D's steps only through Adam's epsilon (chapter "The
-conditional GAN objective").
+paper's way to slow D down) changes D's steps only through Adam's epsilon (the appendix
+"Scaling up" measures it; the chapter "The conditional GAN objective" states the conclusion).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def tutorial_step(model, *, jit_compile: bool = False, disc_loss_factor: float =
 
     D minimises `disc_loss_factor` times p2p's halved loss: 2 is the tutorial's sum of
     its two terms; 1 is p2p's scale, which `training_difference` compares at (under Adam
-    the factor changes the steps only through epsilon, chapter "The conditional GAN
-    objective"). Explained in the appendix "Scaling up".
+    the factor changes the steps only through epsilon, measured in the appendix "Scaling
+    up"). Explained in the appendix "Scaling up".
     """
     generator, discriminator = model.generator, model.discriminator
     g_weights, d_weights = generator.trainable_variables, discriminator.trainable_variables
@@ -119,7 +119,7 @@ def _weights(model):
 
 def discriminator_updates(discriminator, batches, *, loss_factor: float, learning_rate: float | None = None,
                           epsilon: float | None = None) -> np.ndarray:
-    """How D's weights move in Adam steps on `loss_factor` x its summed loss (chapter "The conditional GAN objective").
+    """How D's weights move in Adam steps on `loss_factor` x its summed loss (appendix "Scaling up").
 
     Each batch is (real_pairs, fake_pairs). D is trained from its current weights on a copy,
     with the paper's Adam (or another `learning_rate`, or another `epsilon` than Keras' 1e-7);
