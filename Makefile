@@ -26,7 +26,7 @@ book: npm $(INSTALLED) editor
 
 # Lint, then the fast unit tests (no chapters, site, benchmark or multi-process runs): under two minutes.
 check: $(INSTALLED)
-	$(BIN)/ruff check p2p tests book/_ext book/conftest.py
+	$(BIN)/ruff check p2p tests book/_ext book/conftest.py book/prose_numbers.py
 	$(BIN)/pytest -m "not slow" tests
 
 # The unit tests (the site in headless Chromium among them), then nbval on every chapter with its checks.

@@ -283,7 +283,8 @@ def scaling(text, kinds):
     # the committed results read: a pass of D, the paper's schedule on this CPU, each lever against the step without it
     assert re.search(r"^paper +256px ngf=64: .* with one pass of D fewer: +\d+\.\d\d in a forward pass of D, \d+% of the step$",
                      text, re.MULTILINE)
-    assert re.search(r"^the paper preset's 80,000 steps at p2p's \d+\.\d\d steps/s on this CPU: \d+\.\d hours$", text, re.MULTILINE)
+    assert re.search(r"^the paper preset's 80,000 steps at p2p's \d+\.\d\d steps/s on this CPU: \d+\.\d hours$", text,
+                     re.MULTILINE)
     assert len(re.findall(r"^(paper|cpu) +[\w ,]+ +\d+\.\d\dx  \('.+' / '.+'\)$", text, re.MULTILINE)) == 18
     # halving D's loss under Adam (nbval skips this cell's output: its last digits depend on the CPU's arithmetic)
     moved = dict(re.findall(r"^(halved loss|whole loss, half the learning rate) +moves D (\d\.\d+) times", text, re.MULTILINE))

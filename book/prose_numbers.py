@@ -1,9 +1,10 @@
 """Every number a chapter's prose states is one the chapter printed: the check that keeps prose and outputs together.
 
-A number in a markdown cell (a decimal, a percentage, a duration, a ratio such as 1.6x, millions as 54.4 M) must be printed by the chapter's
-code cells, to the precision the prose gives it (the prose's 0.24 is a printed 0.238 rounded; 0.238 is not a printed
-0.237), or by a chapter it cites (CITES), or be a number the book quotes from elsewhere, listed in QUOTED with where it
-comes from. Prose keeps plain numbers, so that it reads the same in Colab and Jupyter, where MyST roles show raw.
+A number in a markdown cell (a decimal, a percentage, a duration, a ratio such as 1.6x, millions as 54.4 M) must be
+printed by the chapter's code cells, to the precision the prose gives it (the prose's 0.24 is a printed 0.238 rounded;
+0.238 is not a printed 0.237), or by a chapter it cites (CITES), or be a number the book quotes from elsewhere, listed in
+QUOTED with where it comes from. Prose keeps plain numbers, so that it reads the same in Colab and Jupyter, where
+MyST roles show raw.
 
 Run on the committed outputs by tests/test_chapters.py and on nbval's own run of each chapter by book/conftest.py. On
 nbval's run, a number printed by a cell whose output nbval does not compare (its last digits depend on the CPU, or on a
