@@ -393,13 +393,11 @@ class ChapterOutputs(pytest.Item):
             pytest.skip("not every cell of the chapter ran")
         outputs = [output for cell in self.cells for output in cell.test_outputs]
         self.check(*printed(outputs))
-        # every number the prose states is one this run printed (or a cited chapter's, or a quotation)
+        # every number the prose states is one this run printed (or a quotation)
         markdown, _ = prose_numbers.notebook_text(nbformat.read(self.path, as_version=4))
-        cited = {name: prose_numbers.notebook_text(nbformat.read(self.path.parent / f"{name}.ipynb", as_version=4))[1]
-                 for name in prose_numbers.CITES.get(self.path.stem, ())}
         compared = [output for cell in self.cells if cell.options["check"] for output in cell.test_outputs]
         uncompared = [output for cell in self.cells if not cell.options["check"] for output in cell.test_outputs]
-        unprinted = prose_numbers.unprinted(self.path.stem, markdown, prose_numbers.printed_text(compared), cited,
+        unprinted = prose_numbers.unprinted(self.path.stem, markdown, prose_numbers.printed_text(compared),
                                             prose_numbers.printed_text(uncompared))
         assert not unprinted, "numbers in the prose that this run did not print:\n" + "\n".join(unprinted)
 

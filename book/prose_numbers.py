@@ -2,9 +2,8 @@
 
 A number in a markdown cell (a decimal, a percentage, a duration, a ratio such as 1.6x, millions as 54.4 M) must be
 printed by the chapter's code cells, to the precision the prose gives it (the prose's 0.24 is a printed 0.238 rounded;
-0.238 is not a printed 0.237), or by a chapter it cites (CITES), or be a number the book quotes from elsewhere, listed in
-QUOTED with where it comes from. Prose keeps plain numbers, so that it reads the same in Colab and Jupyter, where
-MyST roles show raw.
+0.238 is not a printed 0.237), or be a number the book quotes from elsewhere, listed in QUOTED with where it comes
+from. Prose keeps plain numbers, so that it reads the same in Colab and Jupyter, where MyST roles show raw.
 
 Run on the committed outputs by tests/test_chapters.py and on nbval's own run of each chapter by book/conftest.py. On
 nbval's run, a number printed by a cell whose output nbval does not compare (its last digits depend on the CPU, or on a
@@ -18,10 +17,6 @@ QUOTED = {
     "04-generator": {"6.1": "the section of the paper's appendix that gives the architecture",
                      **dict.fromkeys(("0.35", "35%", "0.48", "0.80"), "the paper's Table 2 (FCN-scores, batch size 10)")},
     "09-reproducing": {"1611.07004": "the paper's arXiv identifier"},
-}
-
-#: Chapters whose prose quotes numbers printed by other chapters (the chapter names them where it quotes them).
-CITES = {
 }
 
 #: How far, relative to itself, a number printed by a cell nbval does not compare may move on another CPU.
@@ -74,13 +69,12 @@ def printed_as(number: str, values: list[float], relative: float = 0.0) -> bool:
     return any(abs(printed - target) <= tolerance * (1 + 1e-9) for printed in values for target, tolerance in targets)
 
 
-def unprinted(chapter: str, markdown: str, printed: str, cited: dict[str, str] = (), uncompared: str = "") -> list[str]:
-    """The numbers of `chapter`'s prose that neither its outputs (`printed`), a cited chapter's nor QUOTED have.
+def unprinted(chapter: str, markdown: str, printed: str, uncompared: str = "") -> list[str]:
+    """The numbers of `chapter`'s prose that neither its outputs (`printed`) nor QUOTED have.
 
     `uncompared`: what the cells printed whose outputs nbval does not compare, matched within CPU_TOLERANCE.
     """
-    values = _values(printed) + [v for name in CITES.get(chapter, ()) for v in _values(dict(cited)[name])]
-    loose, quoted = _values(uncompared), QUOTED.get(chapter, {})
+    values, loose, quoted = _values(printed), _values(uncompared), QUOTED.get(chapter, {})
     return [f"{number!r} in '... {context} ...'" for number, context in stated(markdown)
             if number not in quoted and not printed_as(number, values) and not printed_as(number, loose, CPU_TOLERANCE)]
 

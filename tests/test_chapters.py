@@ -75,9 +75,7 @@ def test_chapters_2_to_7_print_every_line_of_the_core_that_trains():
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_every_number_in_the_prose_is_printed_by_the_committed_outputs(chapter):
     markdown, printed = prose_numbers.notebook_text(nbformat.read(chapter, as_version=4))
-    cited = {name: prose_numbers.notebook_text(nbformat.read(BOOK / f"{name}.ipynb", as_version=4))[1]
-             for name in prose_numbers.CITES.get(chapter.stem, ())}
-    unprinted = prose_numbers.unprinted(chapter.stem, markdown, printed, cited)
+    unprinted = prose_numbers.unprinted(chapter.stem, markdown, printed)
     assert not unprinted, "numbers in the prose that no output prints:\n" + "\n".join(unprinted)
 
 
